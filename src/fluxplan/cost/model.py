@@ -1,0 +1,278 @@
+"""Candidate x request x GPU -> peak VRAM and latency, each with its breakdown and its sources.
+
+The run has three phases, and the card must hold the worst of them (plus the CUDA context):
+- encode: text encoders on the GPU (unless on the CPU) and whatever else is resident, plus T5 activations;
+- denoise: the transformer's resident weights, the other resident components, the step's activations;
+- decode: resident weights, the VAE's activations, and the allocator's reserve around them.
+Times come from the GPU's profile (measured where it has a point, else scaled from the catalog's factors),
+or from the nearest profiled GPU scaled through the spec database (compute, memory and PCIe bandwidth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fluxplan.catalog.families import GIB, find_family
+from fluxplan.catalog.formats import Format, load_catalog
+from fluxplan.cost.profile import Profile
+from fluxplan.cost.quality import quality
+from fluxplan.models import (GPU, Candidate, Compile, Estimate, Host, LatencyBreakdown, MemoryBreakdown, Offload,
+                             Provenance, Request, TextEncoderPlacement, WeightsBreakdown)
+
+TILE_PX = 1024  # the FLUX VAE's tile (config sample_size): tiling splits only images larger than this
+TILE_OVERLAP_COST = 1.78  # (1 / 0.75)^2: tiles overlap by a quarter
+HOST_BASE_GIB = 2.0
+
+
+@dataclass(slots=True)
+class Terms:
+    """Every number an estimate is made of; `Estimate` and the solver's fast path both read these."""
+
+    w_transformer: float
+    w_t5: float
+    w_clip: float
+    w_vae: float
+    act_denoise: float
+    act_decode: float
+    reserve: float
+    context: float
+    phases: tuple[float, float, float]  # encode, denoise, decode (GiB above the context)
+    peak_phase: int
+    on_gpu: tuple[float, float, float, float]  # transformer, T5, CLIP, VAE weights on the GPU at the peak phase
+    encode_s: float
+    step_s: float
+    decode_s: float
+    transfer_s: float  # per image
+    one_off_s: float
+    calls: int
+    host_gib: float
+    quality: float
+    lpips: float
+    quality_source: str
+
+    @property
+    def peak(self) -> float:
+        return self.context + self.phases[self.peak_phase]
+
+
+class CostModel:
+    """Estimates for one request on one GPU. Per-format pieces are computed once and cached."""
+
+    def __init__(self, request: Request, gpu: GPU, host: Host, profile: Profile, profile_gpu: GPU):
+        self.request, self.gpu, self.host, self.profile = request, gpu, host, profile
+        self.family = find_family(request.model)
+        self.catalog = load_catalog()
+        self.measured_here = profile_gpu.name == gpu.name
+        self.text_tokens = request.text_tokens or self.family.max_sequence_length
+        self.tokens = request.image_tokens + self.family.context_image_tokens + self.text_tokens
+        self.compute_scale = {"bf16": profile_gpu.bf16_tflops / gpu.bf16_tflops,
+                              "int8": profile_gpu.bf16_tflops / gpu.bf16_tflops,
+                              "fp8": (profile_gpu.fp8_tflops or profile_gpu.bf16_tflops) / (gpu.fp8_tflops or gpu.bf16_tflops)}
+        self.pcie_scale = profile_gpu.pcie_gbs / gpu.pcie_gbs
+        self.where = "measured on this GPU" if self.measured_here else f"scaled from {profile_gpu.name} by spec"
+        self.offload_points = {p.mode: p for p in profile.offload}
+        self._ref_forward = self._bf16_reference()
+        self._cache: dict = {}
+        fam = self.family
+        self.clip_gib = fam.clip_params * 2 / GIB
+        self.vae_gib = fam.vae_params * 2 / GIB
+        self.scale_params = fam.transformer_params.linear / find_family("dev").transformer_params.linear
+        mem = profile.memory
+        self.context = mem.context_gib.value
+        self.reserve_factor = mem.decode_reserve_factor.value
+        self.enc_act = mem.encode_activation_gib.value * self.text_tokens / 512 * request.batch
+        self.t5_cpu_gib = fam.t5_params.total * 2 / GIB
+
+    # ------------------------------------------------------------------ per-format pieces
+    def _bf16_reference(self):
+        pts = [p for p in self.profile.forward if p.format == "bf16" and p.compile == "none" and p.kind == "measured"]
+        return min(pts or [p for p in self.profile.forward if p.format == "bf16" and p.compile == "none"],
+                   key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens))
+
+    def _point(self, fmt: str, comp: str, with_memory: bool = False):
+        pts = [p for p in self.profile.forward if p.format == fmt and p.compile == comp
+               and (p.activation_gib is not None or not with_memory)]
+        return min(pts, key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens)) if pts else None
+
+    def speed_factor(self, fmt: Format, comp: Compile) -> tuple[float, str]:
+        """Forward time relative to bf16 eager, and where that factor comes from."""
+        ref = self._ref_forward
+        point = self._point(fmt.key, comp.value)
+        if point is not None:
+            bf16 = self.profile.fits.forward_bf16.seconds(point.image_tokens + point.text_tokens) * point.batch
+            return point.seconds / bf16, f"{point.kind}: {point.source}"
+        eager = self._point(fmt.key, "none")
+        eager_f = (eager.seconds / (self.profile.fits.forward_bf16.seconds(eager.image_tokens + eager.text_tokens)
+                                    * eager.batch)) if eager else fmt.speed.eager
+        src = f"{eager.kind}: {eager.source}" if eager else fmt.speed.source
+        if comp is Compile.NONE:
+            return eager_f, src
+        bf16 = self.catalog.formats["bf16"].speed
+        full = fmt.speed.compiled or eager_f * (bf16.compiled or 1.0)
+        src = fmt.speed.source if fmt.speed.compiled else f"derived: eager factor x bf16's compile speed-up; {src}"
+        if comp is Compile.REGIONAL:
+            reg = self._point("bf16", "regional")
+            if reg is not None and bf16.compiled:
+                bf16_reg = reg.seconds / self.profile.fits.forward_bf16.seconds(reg.image_tokens + reg.text_tokens)
+                return full * bf16_reg / bf16.compiled, f"derived: full-compile factor x bf16 regional/full ({src})"
+        return full, src
+
+    def forward(self, fmt: Format, comp: Compile) -> tuple[float, float, str]:
+        """(seconds per step, activation GiB, source) for the request's batch."""
+        b = self.request.batch
+        factor, src = self.speed_factor(fmt, comp)
+        base = self.profile.fits.forward_bf16.seconds(self.tokens) * b * self.scale_params
+        seconds = base * factor * self.compute_scale[fmt.compute]
+        floor = fmt.weight_gib(self.family.transformer_params) * GIB / (self.gpu.mem_bw_gbs * 1e9)
+        seconds = max(seconds, floor)
+        act_pt = (self._point(fmt.key, comp.value, True) or self._point(fmt.key, "none", True)
+                  or self._point("bf16", "none", True))
+        per_token = act_pt.activation_gib / ((act_pt.image_tokens + act_pt.text_tokens) * act_pt.batch)
+        return seconds, per_token * self.tokens * b, f"{src}; {self.where}"
+
+    def weights(self, fmt: Format, component: str) -> float:
+        counts = self.family.transformer_params if component == "transformer" else self.family.t5_params
+        return fmt.weight_gib(counts)
+
+    def decode(self, tiling: bool) -> tuple[float, float]:
+        """(seconds, activation GiB) of decoding one call's images."""
+        d = self.profile.decode[0]
+        h, w, b = self.request.height, self.request.width, self.request.batch
+        ratio = (h * w) / (d.height * d.width)
+        seconds = d.seconds * ratio * b / d.batch * self.compute_scale["bf16"]
+        act = d.activation_gib * ratio / d.batch * b
+        if tiling:  # tiling + slicing: one image at a time, one tile at a time
+            tile_ratio = (min(h, TILE_PX) * min(w, TILE_PX)) / (d.height * d.width)
+            act = d.activation_gib * tile_ratio / d.batch + 3 * h * w * 4 / GIB
+            if h > TILE_PX or w > TILE_PX:
+                seconds *= TILE_OVERLAP_COST
+        return seconds, act
+
+    def encode_seconds(self, t5: Format, placement: TextEncoderPlacement) -> float:
+        if placement is TextEncoderPlacement.CPU:
+            flops = 2 * self.family.t5_params.total * self.text_tokens * self.request.batch
+            return flops / (self.host.cpu_tflops * 1e12)
+        e = self.profile.encode[0]
+        return e.seconds * self.text_tokens / e.text_tokens * self.compute_scale["bf16"] * t5.speed.eager
+
+    def transfer_rate(self, mode: Offload) -> float:
+        """Effective GiB/s of an offload mode on this GPU (the profile's rate, scaled by PCIe bandwidth)."""
+        return self.offload_points[mode.value].gib_per_s / self.pcie_scale
+
+    def _memo(self, key, fn, *args):
+        value = self._cache.get(key)
+        if value is None:
+            self._cache[key] = value = fn(*args)
+        return value
+
+    # ------------------------------------------------------------------ the estimate
+    def terms(self, c: Candidate) -> Terms:
+        """The numbers of one candidate. Hot: the solver calls it for every point that can run at all."""
+        memo, req = self._memo, self.request
+        tf_key, t5_key, placement, off = c.transformer, c.text_encoder_2, c.text_encoder_placement, c.offload
+        tf, t5 = self.catalog.formats[tf_key], self.catalog.formats[t5_key]
+        step, act, _ = memo(("fwd", tf_key, c.compile), self.forward, tf, c.compile)
+        w_tf = memo(("w", tf_key, "transformer"), self.weights, tf, "transformer")
+        w_t5 = memo(("w", t5_key, "text_encoder_2"), self.weights, t5, "text_encoder_2")
+        w_clip, w_vae = self.clip_gib, self.vae_gib
+        dec_s, act_dec = memo(("dec", c.vae_tiling), self.decode, c.vae_tiling)
+        enc_s = memo(("enc", t5_key, placement), self.encode_seconds, t5, placement)
+        one_off = memo(("once", tf_key, t5_key, c.compile), self.one_off_seconds, tf, t5, c.compile)
+        q, lp, qsrc = memo(("q", tf_key, t5_key), quality, tf, t5)
+        reserve = self.reserve_factor * act_dec
+        enc_act = self.enc_act
+        calls = math.ceil(req.images / req.batch)
+        transfer = 0.0
+        host = HOST_BASE_GIB
+        if off is Offload.MODEL:
+            moved = w_tf + w_t5 + w_clip + w_vae
+            transfer = moved / self.transfer_rate(off) * calls
+            phases = (max(w_t5, w_clip) + enc_act, w_tf + act, w_vae + act_dec + reserve)
+            on = ((0.0, w_t5, 0.0, 0.0) if w_t5 >= w_clip else (0.0, 0.0, w_clip, 0.0),
+                  (w_tf, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, w_vae))
+            host += moved
+        elif off is Offload.SEQUENTIAL:
+            res = self.offload_points[off.value].resident_gib or 0.0
+            rate = self.transfer_rate(off)
+            step += w_tf / rate
+            enc_s += (w_t5 + w_clip) / rate
+            phases = (res + enc_act, res + act, res + act_dec + reserve)
+            on = ((0.0, res, 0.0, 0.0), (res, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, res))
+            host += w_tf + w_t5 + w_clip + w_vae
+        else:
+            if off is Offload.NONE:
+                tf_res = w_tf
+            else:
+                point = self.offload_points[off.value]
+                tf_res = (point.resident_gib or 0.0) * w_tf / point.moved_gib
+                t_transfer = w_tf / self.transfer_rate(off)
+                step = max(step, t_transfer) if point.overlapped else step + t_transfer
+                host += w_tf
+            resident = placement is TextEncoderPlacement.RESIDENT
+            if placement is TextEncoderPlacement.CPU:
+                enc_on = (0.0, 0.0, w_clip, 0.0)
+                cl = w_clip
+                host += self.t5_cpu_gib
+            elif resident:
+                enc_on = (tf_res, w_t5, w_clip, w_vae)
+                cl = 0.0
+            else:  # free: encoded before the transformer is loaded, then released
+                enc_on = (0.0, w_t5, w_clip, 0.0)
+                cl = 0.0
+            run_on = (tf_res, w_t5 if resident else 0.0, w_clip if resident else cl, w_vae)
+            base = sum(run_on)
+            phases = (sum(enc_on) + enc_act, base + act, base + act_dec + reserve)
+            on = (enc_on, run_on, run_on)
+        peak_phase = 0 if phases[0] >= phases[1] and phases[0] >= phases[2] else (1 if phases[1] >= phases[2] else 2)
+        return Terms(w_tf, w_t5, w_clip, w_vae, act, act_dec, reserve, self.context, phases, peak_phase,
+                     on[peak_phase], enc_s, step, dec_s, transfer / req.images, one_off, calls, host, q, lp, qsrc)
+
+    def one_off_seconds(self, tf: Format, t5: Format, comp: Compile) -> float:
+        """Load (read from disk), quantize and compile: paid once, before the first image."""
+        fam = self.family
+        read = (fam.transformer_params.total * (tf.bits_per_weight if tf.family == "gguf" else 16) / 8
+                + (fam.t5_params.total + fam.clip_params + fam.vae_params) * 2) / 1e9
+        quant = (tf.quantize_s_per_gparam * fam.transformer_params.total + t5.quantize_s_per_gparam * fam.t5_params.total) / 1e9
+        compile_s = 0.0
+        if comp is not Compile.NONE:
+            times = tf.compile_s or self.catalog.formats["bf16"].compile_s
+            compile_s = getattr(times, comp.value) or getattr(self.catalog.formats["bf16"].compile_s, comp.value)
+        return read / self.host.disk_gbs + quant + compile_s
+
+    @staticmethod
+    def latency(t: Terms, request: Request) -> tuple[float, float]:
+        """(seconds per image with one-off costs amortized, seconds until the first image)."""
+        call = t.encode_s + request.steps * t.step_s + t.decode_s
+        per_image = (call * t.calls) / request.images + t.transfer_s + t.one_off_s / request.images
+        first = t.one_off_s + call + t.transfer_s * request.images / t.calls
+        return per_image, first
+
+    def estimate(self, c: Candidate) -> Estimate:
+        t = self.terms(c)
+        req = self.request
+        per_image, first = self.latency(t, req)
+        tf = self.catalog.formats[c.transformer]
+        weights = WeightsBreakdown(transformer=t.on_gpu[0], text_encoder_2=t.on_gpu[1], text_encoder=t.on_gpu[2],
+                                   vae=t.on_gpu[3])
+        listed = weights.transformer + weights.text_encoder_2 + weights.text_encoder + weights.vae
+        act = t.act_denoise if t.peak_phase == 1 else 0.0
+        dec = t.act_decode if t.peak_phase == 2 else 0.0
+        overhead = t.peak - listed - act - dec
+        memory = MemoryBreakdown(weights_gib=weights, denoise_activations_gib=act, vae_decode_gib=dec,
+                                 overhead_gib=overhead, peak_phase=("encode", "denoise", "decode")[t.peak_phase])
+        latency = LatencyBreakdown(text_encode_s=t.encode_s, denoise_step_s=t.step_s, denoise_s=t.step_s * req.steps,
+                                   vae_decode_s=t.decode_s, offload_transfer_s=t.transfer_s, one_off_s=t.one_off_s,
+                                   one_off_per_image_s=t.one_off_s / req.images)
+        _, _, step_src = self.forward(tf, c.compile)
+        kind = "measured" if self.measured_here and step_src.startswith("measured") else "derived"
+        sources = {
+            "denoise_step": Provenance(kind=kind, source=step_src),
+            "weights": Provenance(kind="derived", source=f"parameter counts of {self.family.title}'s configs x "
+                                  f"bits per weight ({tf.bits_source})"),
+            "activations": Provenance(kind="derived", source=f"linear in tokens x batch, from {self.profile.gpu}'s profile"),
+            "context": Provenance(kind=self.profile.memory.context_gib.kind, source=self.profile.memory.context_gib.source),
+        }
+        return Estimate(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first, quality=t.quality,
+                        expected_lpips=t.lpips, quality_source=t.quality_source, memory=memory, latency=latency,
+                        host_ram_gib=t.host_gib, sources=sources)

@@ -1,0 +1,187 @@
+"""Cost profiles: measured (or published) points for one GPU, validated, and the curves fitted through them.
+
+A profile file (profiles/<gpu>.json) holds raw points, each labelled with where it came from. Curves are fitted
+here with scipy when the profile is loaded, so the file stays the record of what was seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fluxplan.errors import ProfileError
+
+SCHEMA = 1
+Kind = Literal["measured", "published", "derived"]
+
+
+class _Point(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind
+    source: str
+
+    @model_validator(mode="after")
+    def _finite(self):
+        for name, value in self:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} is not finite")
+        return self
+
+
+class ForwardPoint(_Point):
+    """One transformer forward (one denoising step)."""
+
+    format: str = "bf16"
+    compile: Literal["none", "regional", "full"] = "none"
+    image_tokens: int = Field(gt=0)
+    text_tokens: int = Field(gt=0)
+    batch: int = Field(default=1, gt=0)
+    seconds: float = Field(gt=0)
+    weights_gib: float | None = Field(default=None, gt=0)
+    activation_gib: float | None = Field(default=None, ge=0, description="allocator peak minus weights")
+
+
+class EncodePoint(_Point):
+    text_tokens: int = Field(gt=0)
+    seconds: float = Field(gt=0)
+
+
+class DecodePoint(_Point):
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    batch: int = Field(default=1, gt=0)
+    seconds: float = Field(gt=0)
+    activation_gib: float = Field(ge=0)
+
+
+class OffloadPoint(_Point):
+    mode: Literal["model", "group-block", "group-leaf", "sequential"]
+    moved_gib: float = Field(gt=0, description="bytes moved to the GPU per transfer round")
+    extra_seconds: float = Field(gt=0, description="time the transfers added per round")
+    per: Literal["step", "image"]
+    overlapped: bool = Field(description="transfers run on a side stream, overlapping compute")
+    resident_gib: float | None = Field(default=None, ge=0, description="weights of the offloaded model on the GPU at once")
+    compute_seconds: float | None = Field(default=None, gt=0, description="compute time per round, where overlapped")
+
+    @property
+    def gib_per_s(self) -> float:
+        """Effective transfer rate: overlapped transfers hide behind compute, so the whole round counts."""
+        busy = self.extra_seconds + (self.compute_seconds or 0.0) if self.overlapped else self.extra_seconds
+        return self.moved_gib / busy
+
+
+class Scalar(_Point):
+    value: float = Field(ge=0)
+
+
+class Memory(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    context_gib: Scalar
+    decode_reserve_factor: Scalar  # allocator reserve around VAE decode, as a multiple of the decode activations
+    encode_activation_gib: Scalar
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    summary: str
+    date: str
+    command: str | None = None
+    versions: dict[str, str] = {}
+
+
+class ForwardFit(BaseModel):
+    """bf16 eager seconds per batch item against total tokens T: c0 + c1*T + c2*T^2 (fitted by cost.fit)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    c0: float = Field(ge=0)
+    c1: float = Field(ge=0)
+    c2: float = Field(ge=0)
+    points: int
+    max_rel_err: float | None = None
+
+    def seconds(self, tokens: int) -> float:
+        return self.c0 + self.c1 * tokens + self.c2 * tokens * tokens
+
+
+class Fits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    forward_bf16: ForwardFit
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = Field(alias="schema")
+    gpu: str
+    provenance: Provenance
+    forward: list[ForwardPoint]
+    encode: list[EncodePoint]
+    decode: list[DecodePoint]
+    offload: list[OffloadPoint]
+    memory: Memory
+    fits: Fits
+
+    @field_validator("schema_version")
+    @classmethod
+    def _schema(cls, v: int) -> int:
+        if v != SCHEMA:
+            raise ValueError(f"schema {v} is not the supported schema {SCHEMA}")
+        return v
+
+    @model_validator(mode="after")
+    def _has_reference(self):
+        if not any(p.format == "bf16" and p.compile == "none" for p in self.forward):
+            raise ValueError("forward needs at least one bf16 eager point (the reference every format scales from)")
+        if not self.decode or not self.encode:
+            raise ValueError("decode and encode need at least one point each")
+        for p in self.forward:
+            if p.weights_gib is not None and p.activation_gib is not None and p.activation_gib > 4 * p.weights_gib:
+                raise ValueError(f"forward point {p.format} at {p.image_tokens} tokens: activations above 4x weights")
+        return self
+
+
+def _where(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    return f"field {field}: {first['msg']}"
+
+
+def load_profile_file(path: Path) -> Profile:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ProfileError(f"profile {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ProfileError(f"profile {path}: not valid JSON ({e})") from None
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as e:
+        raise ProfileError(f"profile {path}: {_where(e)}") from None
+
+
+def profile_dirs() -> list[Path]:
+    """Where profiles live: inside the installed wheel, or profiles/ at the repo root in a checkout."""
+    here = Path(__file__).resolve()
+    dirs = [Path(str(files("fluxplan") / "_profiles")), here.parents[3] / "profiles"]
+    return [d for d in dirs if d.is_dir()]
+
+
+@lru_cache(maxsize=None)
+def bundled_profiles() -> tuple[Profile, ...]:
+    seen: dict[str, Profile] = {}
+    for d in profile_dirs():
+        for path in sorted(d.glob("*.json")):
+            prof = load_profile_file(path)
+            seen.setdefault(prof.gpu, prof)
+    return tuple(seen.values())

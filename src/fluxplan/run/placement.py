@@ -1,0 +1,108 @@
+"""Where the pipeline's components live and how they run: offload, T5 placement, compile, VAE tiling.
+
+Only diffusers' own APIs: `enable_model_cpu_offload`, `enable_sequential_cpu_offload`, `enable_group_offload`
+(diffusers models) / `diffusers.hooks.apply_group_offloading` (T5, a transformers model), `compile_repeated_blocks`,
+`enable_tiling`. The weight format is the backends' business; this module is the same for every format.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
+
+GROUP_TYPES = {Offload.GROUP_BLOCK: "block_level", Offload.GROUP_LEAF: "leaf_level"}
+
+
+def _group_kwargs(offload: Offload, device: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"onload_device": device, "offload_device": "cpu",
+                              "offload_type": GROUP_TYPES[offload], "use_stream": True}
+    if offload is Offload.GROUP_BLOCK:
+        kwargs["num_blocks_per_group"] = 1
+    return kwargs
+
+
+def place(pipe: Any, candidate: Candidate, device: str) -> list[str]:
+    """Apply the offload mode and the T5 placement. Returns notes on anything that was adjusted."""
+    notes: list[str] = []
+    offload, placement = candidate.offload, candidate.text_encoder_placement
+    if offload in (Offload.MODEL, Offload.SEQUENTIAL):
+        if placement is not TextEncoderPlacement.FOLLOWS_OFFLOAD:
+            notes.append(f"T5 placement {placement.value!r} ignored: {offload.value} offload moves the text encoders")
+        if offload is Offload.MODEL:
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+        return notes
+
+    if offload in GROUP_TYPES:
+        pipe.transformer.enable_group_offload(**_group_kwargs(offload, device))
+    else:
+        pipe.transformer.to(device)
+    for name in ("text_encoder", "vae"):
+        getattr(pipe, name).to(device)
+
+    t5 = pipe.text_encoder_2
+    if placement is TextEncoderPlacement.CPU:
+        t5.to("cpu")
+        notes.append("T5 stays on the CPU (encode the prompt there)")
+    elif placement is TextEncoderPlacement.FOLLOWS_OFFLOAD and offload in GROUP_TYPES:
+        from diffusers.hooks import apply_group_offloading
+
+        apply_group_offloading(t5, **_group_kwargs(Offload.GROUP_BLOCK, device))
+        notes.append("T5 group-offloaded block by block")
+    else:
+        if placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:
+            notes.append("T5 placement 'offload' without an offload mode: T5 kept on the device")
+        t5.to(device)
+        if placement is TextEncoderPlacement.FREE_AFTER_ENCODE:
+            notes.append("T5 and CLIP leave the device after encoding (call free_text_encoders)")
+    return notes
+
+
+def compile_transformer(pipe: Any, mode: Compile) -> list[str]:
+    """Wrap the transformer for torch.compile; the compilation itself happens on the first call."""
+    if mode is Compile.REGIONAL:
+        pipe.transformer.compile_repeated_blocks(fullgraph=True)
+    elif mode is Compile.FULL:
+        pipe.transformer.compile(fullgraph=False)
+    else:
+        return []
+    return [f"compile {mode.value}: compiles on the first denoising step"]
+
+
+def setup(pipe: Any, candidate: Candidate, device: str) -> list[str]:
+    """Everything after loading: placement and offload, compile wrapping, VAE tiling."""
+    notes = place(pipe, candidate, device)
+    notes += compile_transformer(pipe, candidate.compile)
+    if candidate.vae_tiling:
+        pipe.vae.enable_tiling()
+    return notes
+
+
+def _on_accelerator(module: Any) -> bool:
+    return any(p.device.type != "cpu" for p in module.parameters())
+
+
+def free_text_encoders(pipe: Any) -> list[str]:
+    """Placement `free`: once the prompt is encoded, move CLIP and T5 off the accelerator (drop them where they
+    cannot move) and give the memory back to the driver. Returns what was done."""
+    import torch
+
+    notes = []
+    for name in ("text_encoder", "text_encoder_2"):
+        module = getattr(pipe, name, None)
+        if module is None or not _on_accelerator(module):
+            continue
+        try:
+            module.to("cpu")
+            notes.append(f"{name} moved to the CPU")
+        except (ValueError, RuntimeError, NotImplementedError) as e:  # e.g. quantized tensors that cannot move
+            pipe.register_modules(**{name: None})
+            del module
+            notes.append(f"{name} dropped (cannot move to the CPU: {str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return notes
