@@ -89,7 +89,7 @@ def plan_text(plan: Plan) -> str:
         lines += [f"  {a.candidate.label()}: quality {a.estimate.quality:.3f}, {_secs(a.estimate.latency_s)}/image, "
                   f"peak {_gib(a.estimate.peak_vram_gib)}" for a in plan.alternatives]
     if plan.rejected:
-        lines.append("Better quality that does not run here:")
+        lines.append("Better or faster plans that do not run here:")
         lines += [f"  {rejection_words(r)}" for r in plan.rejected[:8]]
     lines += [f"Note: {n}" for n in plan.notes]
     return "\n".join(lines)
@@ -127,7 +127,7 @@ def render(plan: Plan, console) -> None:
     if plan.alternatives:
         _scored_table(console, "Alternatives", plan.alternatives)
     if plan.rejected:
-        r = Table(title="Better quality that does not run here", header_style="bold")
+        r = Table(title="Better or faster plans that do not run here", header_style="bold")
         r.add_column("transformer")
         r.add_column("quality", justify="right")
         r.add_column("why not")

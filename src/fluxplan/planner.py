@@ -254,7 +254,7 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
     provider = PlanningProvider(cost, catalog, gpu_facts, host, pins,
                                 frozenset(installed) if installed is not None else None)
     result = solve(provider, budget, pins)
-    return Plan(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
+    return Plan.model_construct(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
                 profile=profile.gpu, profile_measured_here=cost.measured_here, **result)
 
 

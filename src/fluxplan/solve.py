@@ -72,7 +72,7 @@ def _explain_miss(constraint: Constraint, needed: float, limit: float, budget: B
         Constraint.QUALITY_FLOOR: f"quality {limit:.3f} is under the floor {needed:.2f}",
     }[constraint]
     unit = "s" if constraint is Constraint.LATENCY else ("" if constraint is Constraint.QUALITY_FLOOR else "GiB")
-    return Rejection(constraint=constraint, needed=needed, limit=limit, unit=unit, reason=reason)
+    return Rejection.model_construct(constraint=constraint, needed=needed, limit=limit, unit=unit, reason=reason)
 
 
 def _rank_key(objective: Objective):
@@ -121,7 +121,7 @@ def _alternatives(provider: Provider, ranked: list[_Row]) -> list[Scored]:
     for r in ranked[1:]:
         if r.c.transformer not in seen:
             seen.add(r.c.transformer)
-            out.append(Scored(candidate=r.c, estimate=provider.estimate(r.c)))
+            out.append(Scored.model_construct(candidate=r.c, estimate=provider.estimate(r.c)))
             if len(out) == N_ALTERNATIVES:
                 break
     return out
@@ -135,12 +135,18 @@ def _pareto(provider: Provider, feasible: list[_Row]) -> list[Scored]:
         if r.t.quality > best_q + QUALITY_TIE:
             front.append(r)
             best_q = r.t.quality
-    return [Scored(candidate=r.c, estimate=provider.estimate(r.c)) for r in front]
+    return [Scored.model_construct(candidate=r.c, estimate=provider.estimate(r.c)) for r in front]
 
 
 def _main_rejections(provider: Provider, rows: list[_Row], best: _Row) -> list[RejectedCandidate]:
-    """For each transformer format better than the choice: its closest miss, and why it missed."""
+    """Why not better: for each transformer format of higher quality than the choice, its closest miss.
+    Why not faster: the fastest plan of the chosen quality that was rejected (e.g. the same format without
+    offload, which does not fit)."""
     by_format: dict[str, _Row] = {}
+    faster = [r for r in rows if r.miss is not None and r.t.quality >= best.t.quality - QUALITY_TIE
+              and r.latency < best.latency]
+    if faster:
+        by_format["(faster)"] = min(faster, key=lambda r: r.latency)
     for r in rows:
         q = r.t.quality if r.t is not None else provider.quality(r.c)
         if r.ok or q <= best.t.quality + QUALITY_TIE:
@@ -149,7 +155,7 @@ def _main_rejections(provider: Provider, rows: list[_Row], best: _Row) -> list[R
         if cur is None or _closeness(r) < _closeness(cur):
             by_format[r.c.transformer] = r
     ranked = sorted(by_format.values(), key=lambda r: -provider.quality(r.c))
-    return [RejectedCandidate(candidate=r.c, rejection=r.rejection, quality=provider.quality(r.c),
+    return [RejectedCandidate.model_construct(candidate=r.c, rejection=r.rejection, quality=provider.quality(r.c),
                               estimate=provider.estimate(r.c) if r.t is not None else None) for r in ranked]
 
 

@@ -23,7 +23,7 @@ GIB = 1024**3
 class LayerCounts(BaseModel):
     """Parameter counts of one component by layer kind (see the module docstring)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     linear: int  # Linear weights inside the blocks: attention and MLP
     modulation: int = 0  # AdaLN modulation Linears (named *norm*: layerwise casting skips them)
@@ -41,7 +41,7 @@ class LayerCounts(BaseModel):
 
 
 class Family(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     key: str
     title: str

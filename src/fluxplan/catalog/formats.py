@@ -21,7 +21,7 @@ Status = Literal["ok", "fails", "unverified"]
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Speed(_Data):
@@ -112,7 +112,7 @@ class Rule(_Data):
 
 
 class Catalog(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     formats: dict[str, Format]
     lpips_curve: LpipsCurve

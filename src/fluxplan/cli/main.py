@@ -7,8 +7,6 @@ import sys
 
 import typer
 
-from fluxplan.cli import explain as explain_cmd
-from fluxplan.cli import gpus as gpus_cmd
 from fluxplan.cli.output import error_line
 from fluxplan.errors import FluxplanError
 
@@ -16,29 +14,43 @@ app = typer.Typer(
     name="fluxplan", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Plan, explain and run FLUX text-to-image pipelines at the best quality your GPU can hold.",
 )
-app.command("explain")(explain_cmd.explain)
-app.command("gpus")(gpus_cmd.gpus)
+
+# name -> (module, function). A run only imports the module of the command it runs: `explain` must answer
+# in well under a second, and the run-layer commands pull in heavier modules.
+COMMANDS = {
+    "explain": ("fluxplan.cli.explain", "explain"),
+    "gpus": ("fluxplan.cli.gpus", "gpus"),
+    "auto": ("fluxplan.cli.auto", "auto"),
+    "synth": ("fluxplan.cli.synth", "synth"),
+    "doctor": ("fluxplan.cli.doctor", "doctor"),
+}
 
 
-def _register_optional() -> None:
-    """Commands whose modules belong to the run layer (they import torch only when they run)."""
-    for name, module, attr in (("auto", "fluxplan.cli.auto", "auto"), ("synth", "fluxplan.cli.synth", "synth"),
-                               ("doctor", "fluxplan.cli.doctor", "doctor")):
+def _register(names) -> None:
+    import importlib
+
+    for name in names:
+        module, attr = COMMANDS[name]
         try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue  # a command not built yet in this checkout
         app.command(name)(getattr(mod, attr))
 
 
-_register_optional()
+@app.callback()
+def _group() -> None:
+    """Plan, explain and run FLUX text-to-image pipelines at the best quality your GPU can hold."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    import click
-
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("FLUXPLAN_DEBUG") == "1"
-    args = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--debug"]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("FLUXPLAN_DEBUG") == "1"
+    args = [a for a in argv if a != "--debug"]
+    first = next((a for a in args if not a.startswith("-")), None)
+    _register([first] if first in COMMANDS else list(COMMANDS))
     try:
         app(args=args, prog_name="fluxplan", standalone_mode=False)
         return 0
@@ -47,20 +59,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         error_line(str(e))
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError:
-        return 0
-    except click.UsageError as e:
-        error_line(e.format_message().replace("\n", " "))
-        return 2
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        error_line("aborted")
-        return 130
-    except KeyboardInterrupt:
+    except typer.Exit as e:
+        return getattr(e, "exit_code", 0)
+    except (typer.Abort, KeyboardInterrupt):
         error_line("interrupted")
         return 130
-    except Exception as e:  # an internal error: still one line, unless --debug
+    except Exception as e:
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # a usage error from typer / click
+            if type(e).__name__ == "NoArgsIsHelpError":
+                return 0
+            error_line(e.format_message().replace("\n", " "))
+            return 2
         if debug:
             raise
         error_line(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)")

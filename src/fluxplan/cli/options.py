@@ -27,6 +27,7 @@ Placement = Annotated[Optional[str], typer.Option("--text-encoder-placement", he
 OffloadOpt = Annotated[Optional[str], typer.Option("--offload", help="Pin offload: none | model | group-block | group-leaf | sequential.")]
 CompileOpt = Annotated[Optional[str], typer.Option("--compile", help="Pin compile: none | regional | full.")]
 Tiling = Annotated[Optional[str], typer.Option("--vae-tiling", help="Pin VAE tiling and slicing: on | off.")]
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="Use this cost profile file (JSON) instead of the bundled ones.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 _CHOICES = {"objective": ("quality", "speed"), "offload": ("none", "model", "group-block", "group-leaf", "sequential"),

@@ -253,26 +253,26 @@ class CostModel:
         req = self.request
         per_image, first = self.latency(t, req)
         tf = self.catalog.formats[c.transformer]
-        weights = WeightsBreakdown(transformer=t.on_gpu[0], text_encoder_2=t.on_gpu[1], text_encoder=t.on_gpu[2],
+        weights = WeightsBreakdown.model_construct(transformer=t.on_gpu[0], text_encoder_2=t.on_gpu[1], text_encoder=t.on_gpu[2],
                                    vae=t.on_gpu[3])
         listed = weights.transformer + weights.text_encoder_2 + weights.text_encoder + weights.vae
         act = t.act_denoise if t.peak_phase == 1 else 0.0
         dec = t.act_decode if t.peak_phase == 2 else 0.0
         overhead = t.peak - listed - act - dec
-        memory = MemoryBreakdown(weights_gib=weights, denoise_activations_gib=act, vae_decode_gib=dec,
+        memory = MemoryBreakdown.model_construct(weights_gib=weights, denoise_activations_gib=act, vae_decode_gib=dec,
                                  overhead_gib=overhead, peak_phase=("encode", "denoise", "decode")[t.peak_phase])
-        latency = LatencyBreakdown(text_encode_s=t.encode_s, denoise_step_s=t.step_s, denoise_s=t.step_s * req.steps,
+        latency = LatencyBreakdown.model_construct(text_encode_s=t.encode_s, denoise_step_s=t.step_s, denoise_s=t.step_s * req.steps,
                                    vae_decode_s=t.decode_s, offload_transfer_s=t.transfer_s, one_off_s=t.one_off_s,
                                    one_off_per_image_s=t.one_off_s / req.images)
         _, _, step_src = self.forward(tf, c.compile)
         kind = "measured" if self.measured_here and step_src.startswith("measured") else "derived"
         sources = {
-            "denoise_step": Provenance(kind=kind, source=step_src),
-            "weights": Provenance(kind="derived", source=f"parameter counts of {self.family.title}'s configs x "
+            "denoise_step": Provenance.model_construct(kind=kind, source=step_src),
+            "weights": Provenance.model_construct(kind="derived", source=f"parameter counts of {self.family.title}'s configs x "
                                   f"bits per weight ({tf.bits_source})"),
-            "activations": Provenance(kind="derived", source=f"linear in tokens x batch, from {self.profile.gpu}'s profile"),
-            "context": Provenance(kind=self.profile.memory.context_gib.kind, source=self.profile.memory.context_gib.source),
+            "activations": Provenance.model_construct(kind="derived", source=f"linear in tokens x batch, from {self.profile.gpu}'s profile"),
+            "context": Provenance.model_construct(kind=self.profile.memory.context_gib.kind, source=self.profile.memory.context_gib.source),
         }
-        return Estimate(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first, quality=t.quality,
+        return Estimate.model_construct(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first, quality=t.quality,
                         expected_lpips=t.lpips, quality_source=t.quality_source, memory=memory, latency=latency,
                         host_ram_gib=t.host_gib, sources=sources)

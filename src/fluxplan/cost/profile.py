@@ -22,7 +22,7 @@ Kind = Literal["measured", "published", "derived"]
 
 
 class _Point(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Kind
     source: str
@@ -82,7 +82,7 @@ class Scalar(_Point):
 
 
 class Memory(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     context_gib: Scalar
     decode_reserve_factor: Scalar  # allocator reserve around VAE decode, as a multiple of the decode activations
@@ -90,7 +90,7 @@ class Memory(BaseModel):
 
 
 class Provenance(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     summary: str
     date: str
@@ -101,7 +101,7 @@ class Provenance(BaseModel):
 class ForwardFit(BaseModel):
     """bf16 eager seconds per batch item against total tokens T: c0 + c1*T + c2*T^2 (fitted by cost.fit)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     c0: float = Field(ge=0)
     c1: float = Field(ge=0)
@@ -114,13 +114,13 @@ class ForwardFit(BaseModel):
 
 
 class Fits(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     forward_bf16: ForwardFit
 
 
 class Profile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: int = Field(alias="schema")
     gpu: str

@@ -179,6 +179,7 @@ def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtyp
     import torch
 
     dtype = _resolve_dtype(device, dtype)
+    placement.check(candidate, device)
     t0 = time.perf_counter()
     pipe, notes = load(candidate, model, device=device, dtype=dtype,
                        gguf_file=Path(gguf_file) if gguf_file is not None else None)
@@ -186,6 +187,9 @@ def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtyp
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()  # blocks freed while quantizing would otherwise stay reserved
     t1 = time.perf_counter()
-    notes += placement.setup(pipe, candidate, device)
+    try:
+        notes += placement.setup(pipe, candidate, device)
+    except (ValueError, RuntimeError, TypeError, NotImplementedError, AttributeError) as e:
+        raise FluxplanError(f"cannot set up {candidate.label()} on {device}: {_first_line(e)}") from e
     _sync(device)
     return Built(pipe=pipe, load_s=t1 - t0, setup_s=time.perf_counter() - t1, notes=notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from fluxplan.errors import BadInput
 from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
 
 GROUP_TYPES = {Offload.GROUP_BLOCK: "block_level", Offload.GROUP_LEAF: "leaf_level"}
@@ -21,6 +22,12 @@ def _group_kwargs(offload: Offload, device: str) -> dict[str, Any]:
     if offload is Offload.GROUP_BLOCK:
         kwargs["num_blocks_per_group"] = 1
     return kwargs
+
+
+def check(candidate: Candidate, device: str) -> None:
+    """Refuse, before anything loads, what cannot work on this device: offloading needs an accelerator."""
+    if candidate.offload is not Offload.NONE and device.split(":")[0] in ("cpu", "meta"):
+        raise BadInput(f"offload {candidate.offload.value!r} needs an accelerator; the device is {device!r}")
 
 
 def place(pipe: Any, candidate: Candidate, device: str) -> list[str]:

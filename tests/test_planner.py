@@ -1,0 +1,151 @@
+"""Golden plans, pins and infeasible requests. Each expectation is reasoned from sizes in the test, not copied.
+
+Sizes used in the reasoning (ANCHORS.md, bf16): transformer 22.17 GiB, T5-XXL 8.87 GiB, CLIP 0.23, VAE 0.16;
+VAE decode at 1024x1024 adds about 2.4 GiB; the CUDA context about 0.5 GiB; fluxplan keeps a 0.5 GiB margin.
+"""
+
+import json
+
+import pytest
+
+from fluxplan import plan
+from fluxplan.errors import BadInput, Infeasible, UnknownFormat, UnknownGPU
+from fluxplan.models import Compile, Offload, Plan, TextEncoderPlacement
+
+BF16_ALL = 22.17 + 8.87 + 0.23 + 0.16  # every component resident in bf16
+
+
+@pytest.mark.parametrize("gpu", ["h100", "a100"])
+@pytest.mark.parametrize("res", ["1024x1024", "1536x1536"])
+def test_80gb_cards_run_everything_in_bf16_resident(gpu, res):
+    # 31.4 GiB of weights + activations and decode (< 12 GiB even at 1536^2) fit 79.5 GiB many times over:
+    # nothing to trade, and for a single image a compile (minutes) never pays for itself.
+    p = plan(gpu, resolution=res)
+    c = p.choice
+    assert (c.transformer, c.text_encoder_2, c.offload, c.compile) == ("bf16", "bf16", Offload.NONE, Compile.NONE)
+    assert c.text_encoder_placement is TextEncoderPlacement.RESIDENT
+    assert p.estimate.quality == 1.0
+    assert BF16_ALL < p.estimate.peak_vram_gib < p.budget.usable_gib
+
+
+@pytest.mark.parametrize("gpu", ["4090", "a10", "l4"])
+@pytest.mark.parametrize("res", ["1024x1024", "1536x1536"])
+def test_24gb_cards_keep_bf16_quality_by_offloading_the_transformer(gpu, res):
+    # The bf16 transformer alone (22.17) + decode (2.4) + context (0.5) is above the 22-23.5 GiB usable, so
+    # bf16 cannot stay resident; quality 1.0 is still reachable by streaming the transformer from host
+    # memory, and the quality objective prefers it to any quantized format.
+    p = plan(gpu, resolution=res, ram=64)
+    c = p.choice
+    assert c.transformer == "bf16" and c.text_encoder_2 == "bf16"
+    assert c.offload is not Offload.NONE
+    assert p.estimate.peak_vram_gib <= p.budget.usable_gib
+    # and the resident bf16 plan is reported as rejected for VRAM, by how much
+    vram_misses = [r for r in p.rejected if r.rejection.constraint.value == "vram"]
+    assert all(r.rejection.needed > r.rejection.limit for r in vram_misses)
+
+
+@pytest.mark.parametrize("gpu", ["3060", "4070"])
+@pytest.mark.parametrize("res", ["1024x1024", "1536x1536"])
+def test_12gb_cards_stream_the_transformer_and_release_t5(gpu, res):
+    # 12 GiB cards: bf16 T5 (8.87) fits only without the transformer beside it, so T5 must not stay
+    # resident; the transformer (even Q8_0 at about 12 GiB) cannot be resident either at bf16 quality.
+    p = plan(gpu, resolution=res, ram=64)
+    c = p.choice
+    assert c.transformer == "bf16"
+    assert c.offload in (Offload.GROUP_LEAF, Offload.GROUP_BLOCK, Offload.SEQUENTIAL)
+    assert c.text_encoder_placement is not TextEncoderPlacement.RESIDENT
+    assert p.estimate.peak_vram_gib <= p.budget.usable_gib
+
+
+@pytest.mark.parametrize("res", ["1024x1024", "1536x1536"])
+def test_8gb_laptop_needs_t5_off_the_gpu_or_quantized(res):
+    # 8 GiB laptop (7.5 usable): bf16 T5 alone with CLIP and context (9.7 GiB) does not fit, so T5 is
+    # either run on the CPU, streamed, or quantized. With 64 GiB of host RAM the CPU holds bf16 T5 and the
+    # transformer's host copy, so quality stays 1.0; with 16 GiB it cannot hold them and quality drops.
+    rich = plan("4060 laptop", resolution=res, ram=64)
+    assert rich.estimate.quality == 1.0
+    assert rich.choice.text_encoder_placement in (TextEncoderPlacement.CPU, TextEncoderPlacement.FOLLOWS_OFFLOAD)
+    poor = plan("4060 laptop", resolution=res, ram=16)
+    assert poor.estimate.quality < 1.0
+    assert poor.estimate.host_ram_gib <= 16
+    for p in (rich, poor):
+        assert p.estimate.peak_vram_gib <= p.budget.usable_gib
+
+
+def test_objective_speed_is_fastest_above_the_floor():
+    quality = plan("4090", ram=64)
+    speed = plan("4090", ram=64, objective="speed", quality_floor=0.9)
+    assert speed.estimate.quality >= 0.9
+    assert speed.estimate.latency_s <= quality.estimate.latency_s
+    assert all(speed.estimate.latency_s <= a.estimate.latency_s + 1e-9 for a in speed.alternatives)
+
+
+def test_latency_budget_trades_quality_for_time():
+    best = plan("4090", ram=64, images=20)
+    fastest = plan("4090", ram=64, images=20, objective="speed", quality_floor=0.0)
+    assert fastest.estimate.latency_s < best.estimate.latency_s
+    budget = (fastest.estimate.latency_s + best.estimate.latency_s) / 2
+    p = plan("4090", ram=64, images=20, latency_budget=budget)
+    assert p.estimate.latency_s <= budget
+    assert fastest.estimate.quality <= p.estimate.quality <= best.estimate.quality
+
+
+def test_a_latency_budget_nothing_meets_names_the_fastest():
+    with pytest.raises(Infeasible) as e:
+        plan("4090", latency_budget=0.01)
+    assert "fastest" in str(e.value) and " s per image" in str(e.value)
+
+
+def test_pins_are_respected_and_the_rest_is_chosen():
+    p = plan("4090", transformer="nf4", ram=64)
+    assert p.choice.transformer == "bnb-nf4"
+    assert p.pins.transformer == "bnb-nf4"
+
+
+def test_an_infeasible_pin_is_reported_not_changed():
+    # bf16 resident on a 24 GB card does not fit (see above): pinning both must fail, naming the pins
+    with pytest.raises(Infeasible) as e:
+        plan("4090", transformer="bf16", offload="none", text_encoder_placement="resident")
+    msg = str(e.value)
+    assert "transformer=bf16" in msg and "offload=none" in msg and "GiB" in msg
+
+
+def test_unknown_names_are_bad_input():
+    with pytest.raises(UnknownGPU) as e:
+        plan("rtx 4900")
+    assert "RTX 4090" in str(e.value)
+    with pytest.raises(UnknownFormat):
+        plan("4090", transformer="q9_9")
+    with pytest.raises(BadInput):
+        plan("4090", model="stable-diffusion-1.5")
+
+
+@pytest.mark.parametrize("kwargs", [dict(vram=0), dict(vram=-3), dict(resolution="1000x1024"),
+                                    dict(resolution="128x128"), dict(resolution="8192x1024"), dict(steps=0),
+                                    dict(batch=0), dict(images=-1), dict(resolution="big")])
+def test_bad_requests_are_bad_input(kwargs):
+    with pytest.raises(BadInput):
+        plan("4090", **kwargs)
+
+
+def test_plan_json_round_trip_and_contract():
+    p = plan("4090", ram=64)
+    again = Plan.from_json(p.to_json())
+    assert again.choice == p.choice and again.estimate.peak_vram_gib == p.estimate.peak_vram_gib
+    c = p.contract()
+    json.dumps(c)
+    assert set(c) >= {"gpu", "request", "plan", "estimate", "alternatives", "rejected"}
+    assert set(c["plan"]) >= {"transformer", "text_encoder_2", "offload", "compile", "vae_tiling"}
+    assert set(c["estimate"]) >= {"peak_vram_gib", "latency_s", "quality", "quality_source", "breakdown"}
+    b = c["estimate"]["breakdown"]
+    assert set(b["weights_gib"]) == {"transformer", "text_encoder_2", "text_encoder", "vae"}
+    # the breakdown adds up to the peak
+    parts = sum(b["weights_gib"].values()) + b["denoise_activations_gib"] + b["vae_decode_gib"] + b["overhead_gib"]
+    assert parts == pytest.approx(c["estimate"]["peak_vram_gib"], abs=0.01)
+    assert all("reason" in r and r["reason"] for r in c["rejected"])
+
+
+def test_explain_text_names_the_plan_and_a_rejection_in_plain_words():
+    text = plan("4090", ram=64).explain()
+    assert "Plan: bf16" in text
+    assert "GiB of VRAM" in text  # e.g. "bf16 ...: needs 37.4 GiB of VRAM; 23.5 GiB is usable"
