@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fluxplan.catalog.families import GIB, find_family
 from fluxplan.catalog.formats import Format, load_catalog
-from fluxplan.cost.profile import Profile
+from fluxplan.cost.profile import OffloadPoint, Profile
 from fluxplan.cost.quality import quality
 from fluxplan.models import (GPU, Candidate, Compile, Estimate, Host, LatencyBreakdown, MemoryBreakdown, Offload,
                              Provenance, Request, TextEncoderPlacement, WeightsBreakdown)
@@ -71,7 +71,6 @@ class CostModel:
                               "fp8": (profile_gpu.fp8_tflops or profile_gpu.bf16_tflops) / (gpu.fp8_tflops or gpu.bf16_tflops)}
         self.pcie_scale = profile_gpu.pcie_gbs / gpu.pcie_gbs
         self.where = "measured on this GPU" if self.measured_here else f"scaled from {profile_gpu.name} by spec"
-        self.offload_points = {p.mode: p for p in profile.offload}
         self._ref_forward = self._bf16_reference()
         self._cache: dict = {}
         fam = self.family
@@ -80,7 +79,7 @@ class CostModel:
         self.scale_params = fam.transformer_params.linear / find_family("dev").transformer_params.linear
         mem = profile.memory
         self.context = mem.context_gib.value
-        self.reserve_factor = mem.decode_reserve_factor.value
+        self.carry_factor = mem.decode_carry_factor.value
         self.enc_act = mem.encode_activation_gib.value * self.text_tokens / 512 * request.batch
         self.t5_cpu_gib = fam.t5_params.total * 2 / GIB
 
@@ -119,34 +118,60 @@ class CostModel:
         return full, src
 
     def forward(self, fmt: Format, comp: Compile) -> tuple[float, float, str]:
-        """(seconds per step, activation GiB, source) for the request's batch."""
+        """(seconds per step, activation GiB as reserved above the weights, source) for the request's batch."""
         b = self.request.batch
         factor, src = self.speed_factor(fmt, comp)
         base = self.profile.fits.forward_bf16.seconds(self.tokens) * b * self.scale_params
         seconds = base * factor * self.compute_scale[fmt.compute]
-        floor = fmt.weight_gib(self.family.transformer_params) * GIB / (self.gpu.mem_bw_gbs * 1e9)
+        floor = self.weights(fmt, "transformer") * GIB / (self.gpu.mem_bw_gbs * 1e9)
         seconds = max(seconds, floor)
-        act_pt = (self._point(fmt.key, comp.value, True) or self._point(fmt.key, "none", True)
-                  or self._point("bf16", "none", True))
-        per_token = act_pt.activation_gib / ((act_pt.image_tokens + act_pt.text_tokens) * act_pt.batch)
-        return seconds, per_token * self.tokens * b, f"{src}; {self.where}"
+        # bf16's activations at the nearest measured token count, scaled linearly in tokens and batch; other
+        # formats (and compile) by their own ratio to bf16 where measured
+        ref = self._point("bf16", "none", True)
+        per_token = ref.activation_gib / ((ref.image_tokens + ref.text_tokens) * ref.batch)
+        own = self._point(fmt.key, comp.value, True) or self._point(fmt.key, "none", True)
+        ratio = 1.0
+        if own is not None and own is not ref:
+            at = self._bf16_act_at(own.image_tokens + own.text_tokens)
+            ratio = own.activation_gib / own.batch / at
+        return seconds, per_token * self.tokens * b * ratio, f"{src}; {self.where}"
+
+    def _bf16_act_at(self, tokens: int) -> float:
+        pts = [p for p in self.profile.forward if p.format == "bf16" and p.compile == "none" and p.activation_gib]
+        p = min(pts, key=lambda p: (abs(p.image_tokens + p.text_tokens - tokens), p.batch))
+        return p.activation_gib / p.batch * tokens / (p.image_tokens + p.text_tokens)
 
     def weights(self, fmt: Format, component: str) -> float:
+        """Weights as the GPU holds them: measured (any profile point of the format) or from bits per weight."""
+        if component == "transformer" and self.family.key in ("dev", "schnell", "kontext"):
+            measured = [p.weights_gib for p in self.profile.forward if p.format == fmt.key and p.weights_gib]
+            if measured:
+                return measured[0] * self.family.transformer_params.total / find_family("dev").transformer_params.total
         counts = self.family.transformer_params if component == "transformer" else self.family.t5_params
         return fmt.weight_gib(counts)
 
     def decode(self, tiling: bool) -> tuple[float, float]:
-        """(seconds, activation GiB) of decoding one call's images."""
-        d = self.profile.decode[0]
+        """(seconds, GiB reserved) of decoding one call's images: the nearest measured size, scaled by pixels.
+        Tiling (with slicing) decodes one image and one tile at a time; it changes nothing at or under the tile."""
         h, w, b = self.request.height, self.request.width, self.request.batch
-        ratio = (h * w) / (d.height * d.width)
-        seconds = d.seconds * ratio * b / d.batch * self.compute_scale["bf16"]
-        act = d.activation_gib * ratio / d.batch * b
-        if tiling:  # tiling + slicing: one image at a time, one tile at a time
-            tile_ratio = (min(h, TILE_PX) * min(w, TILE_PX)) / (d.height * d.width)
-            act = d.activation_gib * tile_ratio / d.batch + 3 * h * w * 4 / GIB
+        px = h * w
+        untiled = [d for d in self.profile.decode if not d.tiled]
+        d = min(untiled, key=lambda d: abs(d.height * d.width * d.batch - px * b))
+        scale = px * b / (d.height * d.width * d.batch)
+        seconds = d.seconds * scale * self.compute_scale["bf16"]
+        act = d.activation_gib * scale
+        if tiling:
+            tiled = [t for t in self.profile.decode if t.tiled]
             if h > TILE_PX or w > TILE_PX:
-                seconds *= TILE_OVERLAP_COST
+                t = min(tiled, key=lambda t: abs(t.height * t.width - px)) if tiled else None
+                if t is not None:
+                    act = t.activation_gib
+                    seconds = t.seconds * px / (t.height * t.width) * b * self.compute_scale["bf16"]
+                else:
+                    act = d.activation_gib * TILE_PX * TILE_PX / (d.height * d.width)
+                    seconds *= TILE_OVERLAP_COST
+            else:  # slicing only: one image at a time
+                act = d.activation_gib * px / (d.height * d.width * d.batch)
         return seconds, act
 
     def encode_seconds(self, t5: Format, placement: TextEncoderPlacement) -> float:
@@ -156,9 +181,23 @@ class CostModel:
         e = self.profile.encode[0]
         return e.seconds * self.text_tokens / e.text_tokens * self.compute_scale["bf16"] * t5.speed.eager
 
-    def transfer_rate(self, mode: Offload) -> float:
-        """Effective GiB/s of an offload mode on this GPU (the profile's rate, scaled by PCIe bandwidth)."""
-        return self.offload_points[mode.value].gib_per_s / self.pcie_scale
+    def offload_point(self, mode: Offload, fmt: Format) -> tuple[OffloadPoint, float]:
+        """The measured point of this mode for this format, else bf16's; and the bytes ratio to scale it by."""
+        points = [p for p in self.profile.offload if p.mode == mode.value]
+        own = next((p for p in points if p.format == fmt.key), None)
+        if own is not None:
+            return own, 1.0
+        ref = next((p for p in points if p.format == "bf16"), points[0])
+        return ref, self.weights(fmt, "transformer") / self.weights(self.catalog.formats[ref.format], "transformer")
+
+    def offload_step(self, mode: Offload, fmt: Format, compute: float) -> tuple[float, float]:
+        """(seconds per step, transformer GiB resident) under group or sequential offload."""
+        p, ratio = self.offload_point(mode, fmt)
+        resident = (p.resident_gib or 0.0) * ratio
+        transfer = p.extra_seconds * ratio * self.pcie_scale
+        if p.overlapped:  # streams: the step takes the longer of compute and the whole transfer
+            return max(compute, (p.extra_seconds + (p.compute_seconds or 0.0)) * ratio * self.pcie_scale), resident
+        return compute + transfer, resident
 
     def _memo(self, key, fn, *args):
         value = self._cache.get(key)
@@ -180,23 +219,23 @@ class CostModel:
         enc_s = memo(("enc", t5_key, placement), self.encode_seconds, t5, placement)
         one_off = memo(("once", tf_key, t5_key, c.compile), self.one_off_seconds, tf, t5, c.compile)
         q, lp, qsrc = memo(("q", tf_key, t5_key), quality, tf, t5)
-        reserve = self.reserve_factor * act_dec
+        reserve = self.carry_factor * act
         enc_act = self.enc_act
         calls = math.ceil(req.images / req.batch)
         transfer = 0.0
         host = HOST_BASE_GIB
         if off is Offload.MODEL:
             moved = w_tf + w_t5 + w_clip + w_vae
-            transfer = moved / self.transfer_rate(off) * calls
-            phases = (max(w_t5, w_clip) + enc_act, w_tf + act, w_vae + act_dec + reserve)
+            p, _ = self.offload_point(off, tf)
+            transfer = p.extra_seconds * moved / p.moved_gib * self.pcie_scale * calls
+            phases = (max(w_t5, w_clip) + enc_act, w_tf + act, w_vae + act_dec)  # the transformer's blocks go with it
             on = ((0.0, w_t5, 0.0, 0.0) if w_t5 >= w_clip else (0.0, 0.0, w_clip, 0.0),
                   (w_tf, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, w_vae))
             host += moved
         elif off is Offload.SEQUENTIAL:
-            res = self.offload_points[off.value].resident_gib or 0.0
-            rate = self.transfer_rate(off)
-            step += w_tf / rate
-            enc_s += (w_t5 + w_clip) / rate
+            step, res = self.offload_step(off, tf, step)
+            p, _ = self.offload_point(off, tf)
+            enc_s += p.extra_seconds * (w_t5 + w_clip) / p.moved_gib * self.pcie_scale
             phases = (res + enc_act, res + act, res + act_dec + reserve)
             on = ((0.0, res, 0.0, 0.0), (res, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, res))
             host += w_tf + w_t5 + w_clip + w_vae
@@ -204,10 +243,7 @@ class CostModel:
             if off is Offload.NONE:
                 tf_res = w_tf
             else:
-                point = self.offload_points[off.value]
-                tf_res = (point.resident_gib or 0.0) * w_tf / point.moved_gib
-                t_transfer = w_tf / self.transfer_rate(off)
-                step = max(step, t_transfer) if point.overlapped else step + t_transfer
+                step, tf_res = self.offload_step(off, tf, step)
                 host += w_tf
             resident = placement is TextEncoderPlacement.RESIDENT
             if placement is TextEncoderPlacement.CPU:

@@ -44,8 +44,8 @@ class ForwardPoint(_Point):
     text_tokens: int = Field(gt=0)
     batch: int = Field(default=1, gt=0)
     seconds: float = Field(gt=0)
-    weights_gib: float | None = Field(default=None, gt=0)
-    activation_gib: float | None = Field(default=None, ge=0, description="allocator peak minus weights")
+    weights_gib: float | None = Field(default=None, gt=0, description="reserved for the transformer's weights")
+    activation_gib: float | None = Field(default=None, ge=0, description="reserved above the weights during the step")
 
 
 class EncodePoint(_Point):
@@ -57,12 +57,14 @@ class DecodePoint(_Point):
     height: int = Field(gt=0)
     width: int = Field(gt=0)
     batch: int = Field(default=1, gt=0)
+    tiled: bool = False
     seconds: float = Field(gt=0)
     activation_gib: float = Field(ge=0)
 
 
 class OffloadPoint(_Point):
     mode: Literal["model", "group-block", "group-leaf", "sequential"]
+    format: str = "bf16"
     moved_gib: float = Field(gt=0, description="bytes moved to the GPU per transfer round")
     extra_seconds: float = Field(gt=0, description="time the transfers added per round")
     per: Literal["step", "image"]
@@ -85,7 +87,7 @@ class Memory(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     context_gib: Scalar
-    decode_reserve_factor: Scalar  # allocator reserve around VAE decode, as a multiple of the decode activations
+    decode_carry_factor: Scalar  # share of the denoise activations still reserved while the VAE decodes
     encode_activation_gib: Scalar
 
 
@@ -141,8 +143,10 @@ class Profile(BaseModel):
 
     @model_validator(mode="after")
     def _has_reference(self):
-        if not any(p.format == "bf16" and p.compile == "none" for p in self.forward):
-            raise ValueError("forward needs at least one bf16 eager point (the reference every format scales from)")
+        if not any(p.format == "bf16" and p.compile == "none" and p.activation_gib is not None for p in self.forward):
+            raise ValueError("forward needs a bf16 eager point with activation_gib (the reference every format scales from)")
+        if not any(p.mode == "model" for p in self.offload) or not any(not d.tiled for d in self.decode):
+            raise ValueError("offload needs a model-offload point and decode an untiled point")
         if not self.decode or not self.encode:
             raise ValueError("decode and encode need at least one point each")
         for p in self.forward:

@@ -1,0 +1,154 @@
+"""Measure the cost curves of a GPU with full-size random FLUX.1-dev modules built in GPU memory (no disk):
+transformer forward time and activation memory against image tokens, text tokens and batch; VAE decode against
+image size (tiled and not); T5 encode; the CUDA context. Writes OUT/sweep.json in the profile schema's terms.
+
+    python benchmarks/gpu/sweep.py --out $OUT        # on the GPU machine, about 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+GIB = 1024**3
+
+
+def timed(fn, reps: int = 3) -> float:
+    import torch
+
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def peak_above(fn, base: int) -> tuple[float, float]:
+    """(allocated, reserved) peak above `base` bytes during fn, GiB."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / GIB, (torch.cuda.max_memory_reserved() - base) / GIB
+
+
+def nvml_used() -> float:
+    import pynvml
+
+    pynvml.nvmlInit()
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    return pynvml.nvmlDeviceGetMemoryInfo(h).used / GIB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = Path(args.out)
+    before = nvml_used()
+    import torch
+
+    torch.cuda.init()
+    torch.zeros(1, device="cuda")
+    torch.matmul(torch.randn(64, 64, device="cuda"), torch.randn(64, 64, device="cuda"))  # cuBLAS handle
+    context = nvml_used() - before - torch.cuda.memory_reserved() / GIB
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from fluxplan.catalog.families import find_family
+    from fluxplan.run.synth import init_weights_
+
+    fam = find_family("dev")
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
+    result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "context_gib": context,
+              "date": time.strftime("%Y-%m-%d"), "forward": [], "decode": [], "encode": []}
+    import diffusers
+    result["diffusers"] = diffusers.__version__
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        tr = FluxTransformer2DModel(**strip(fam.transformer)).eval()
+    init_weights_(tr)
+    torch.set_default_dtype(torch.float32)
+    weights = torch.cuda.memory_allocated()
+    print(f"transformer {weights / GIB:.2f} GiB, context {context:.2f} GiB", flush=True)
+
+    def forward(side: int, text: int, batch: int):
+        n = (side // 16) ** 2
+        x = torch.randn(batch, n, 64, device="cuda", dtype=torch.bfloat16)
+        ctx = torch.randn(batch, text, 4096, device="cuda", dtype=torch.bfloat16)
+        pooled = torch.randn(batch, 768, device="cuda", dtype=torch.bfloat16)
+        t = torch.full((batch,), 0.5, device="cuda", dtype=torch.bfloat16)
+        g = torch.full((batch,), 3.5, device="cuda", dtype=torch.bfloat16)
+        img_ids = torch.zeros(n, 3, device="cuda")
+        txt_ids = torch.zeros(text, 3, device="cuda")
+
+        def run():
+            with torch.inference_mode():
+                tr(hidden_states=x, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t, guidance=g,
+                   img_ids=img_ids, txt_ids=txt_ids, return_dict=False)
+        return run, n
+
+    for side, text, batch in [(512, 512, 1), (768, 512, 1), (1024, 512, 1), (1024, 256, 1), (1024, 512, 2),
+                              (1536, 512, 1), (2048, 512, 1), (768, 512, 2), (1536, 256, 1)]:
+        run, n = forward(side, text, batch)
+        base = torch.cuda.memory_allocated()
+        alloc, reserved = peak_above(run, base)
+        secs = timed(run)
+        result["forward"].append({"format": "bf16", "compile": "none", "image_tokens": n, "text_tokens": text,
+                                  "batch": batch, "seconds": secs, "weights_gib": weights / GIB,
+                                  "activation_gib": alloc, "reserved_gib": reserved})
+        print(result["forward"][-1], flush=True)
+        torch.cuda.empty_cache()
+    del tr
+    torch.cuda.empty_cache()
+
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        vae = AutoencoderKL(**strip(fam.vae)).eval()
+        t5 = T5EncoderModel(T5Config(**fam.text_encoder_2)).eval()
+    init_weights_(vae)
+    init_weights_(t5)
+    torch.set_default_dtype(torch.float32)
+    for side, tiled in [(512, False), (768, False), (1024, False), (1536, False), (2048, False), (1536, True),
+                        (2048, True)]:
+        z = torch.randn(1, 16, side // 8, side // 8, device="cuda", dtype=torch.bfloat16)
+        (vae.enable_tiling if tiled else vae.disable_tiling)()
+
+        def dec():
+            with torch.inference_mode():
+                vae.decode(z, return_dict=False)
+        base = torch.cuda.memory_allocated()
+        try:
+            alloc, reserved = peak_above(dec, base)
+            secs = timed(dec, reps=2)
+            result["decode"].append({"height": side, "width": side, "batch": 1, "tiled": tiled, "seconds": secs,
+                                     "activation_gib": alloc, "reserved_gib": reserved})
+        except torch.OutOfMemoryError as e:
+            result["decode"].append({"height": side, "width": side, "tiled": tiled, "error": str(e)[:200]})
+        print(result["decode"][-1], flush=True)
+        torch.cuda.empty_cache()
+    for tokens in (256, 512):
+        ids = torch.randint(0, 32000, (1, tokens), device="cuda")
+
+        def enc():
+            with torch.inference_mode():
+                t5(ids)
+        base = torch.cuda.memory_allocated()
+        alloc, _ = peak_above(enc, base)
+        result["encode"].append({"text_tokens": tokens, "seconds": timed(enc), "activation_gib": alloc})
+        print(result["encode"][-1], flush=True)
+    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
