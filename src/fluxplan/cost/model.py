@@ -250,11 +250,8 @@ class CostModel:
                 enc_on = (0.0, 0.0, w_clip, 0.0)
                 cl = w_clip
                 host += self.t5_cpu_gib
-            elif resident:
+            else:  # resident, or free: everything is placed at load; `free` releases T5 and CLIP after encoding
                 enc_on = (tf_res, w_t5, w_clip, w_vae)
-                cl = 0.0
-            else:  # free: encoded before the transformer is loaded, then released
-                enc_on = (0.0, w_t5, w_clip, 0.0)
                 cl = 0.0
             run_on = (tf_res, w_t5 if resident else 0.0, w_clip if resident else cl, w_vae)
             base = sum(run_on)

@@ -11,6 +11,7 @@ directory, component, or a corrupt file, named), MissingPackage, NoGPU, UnknownF
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError
-from fluxplan.models import Candidate
+from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
 from fluxplan.run import backends, placement
 from fluxplan.run.backends import TEXT_ENCODER_2, TRANSFORMER, BackendFamily
 
@@ -88,6 +89,13 @@ def check_model_dir(model_dir: Path, *, skip_weights: tuple[str, ...] = ()) -> N
             check_safetensors(file)
 
 
+def normalized(candidate: Candidate) -> Candidate:
+    """The candidate with its enum fields as enums (a plain dataclass does not coerce 'none' to Offload.NONE)."""
+    return dataclasses.replace(
+        candidate, offload=Offload(candidate.offload), compile=Compile(candidate.compile),
+        text_encoder_placement=TextEncoderPlacement(candidate.text_encoder_placement))
+
+
 def _resolve_dtype(device: str, dtype: "torch.dtype | None") -> "torch.dtype":
     import torch
 
@@ -124,6 +132,7 @@ def _load_errors(what: str, candidate: Candidate):
 def load(candidate: Candidate, model: str | Path, *, device: str, dtype: "torch.dtype",
          gguf_file: Path | None = None) -> tuple[Any, list[str]]:
     """FluxPipeline.from_pretrained with the candidate's weight formats applied (no placement yet)."""
+    candidate = normalized(candidate)
     t_backend, t_variant = backends.resolve(candidate.transformer, TRANSFORMER)
     e_backend, e_variant = backends.resolve(candidate.text_encoder_2, TEXT_ENCODER_2)
     t_backend.check(candidate.transformer, TRANSFORMER, device)
@@ -178,6 +187,7 @@ def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtyp
     """Load `model` (a local pipeline directory or a hub id) in the candidate's formats and set it up on `device`."""
     import torch
 
+    candidate = normalized(candidate)
     dtype = _resolve_dtype(device, dtype)
     placement.check(candidate, device)
     t0 = time.perf_counter()

@@ -10,28 +10,26 @@ Stages, each timed on its own (with torch.cuda.synchronize() on CUDA):
   `callback_on_step_end`. The first step's extra over the median of the later ones is compile / warm-up time.
 - decode: what FluxPipeline does after the loop, done here: `_unpack_latents`, scaling and shift factors,
   `vae.decode`, `image_processor.postprocess`.
-Memory on CUDA: the allocator's peak reserved (reset before the run, per stage), and NVML's view of this process
-sampled in a background thread; the CUDA context is NVML's figure less torch's reserved, taken right after CUDA
-initialisation (`init_device`, call it before building).
+Memory on CUDA: the allocator's peak reserved (reset before each stage), and NVML's view of this process sampled
+in a background thread (run.memory); the CUDA context is NVML's figure less torch's reserved, taken right after
+CUDA initialisation (`memory.init_device`: call it before building).
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
-import threading
 import time
 import warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
 from fluxplan.errors import BadInput, FluxplanError
 from fluxplan.models import TextEncoderPlacement
+from fluxplan.run.memory import GIB, NvmlSampler, init_device
 
-GIB = 1024**3
 MAX_SEQUENCE_LENGTH = 512  # T5's limit in FluxPipeline
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -84,142 +82,6 @@ class Measurement(BaseModel):
     @property
     def total_s(self) -> float:
         return self.encode_s + sum(self.steps_flat) + sum(self.decode_seconds)
-
-
-# --------------------------------------------------------------------------- device and NVML
-
-
-@dataclass(frozen=True)
-class DeviceBaseline:
-    """NVML and allocator figures taken right after CUDA initialisation."""
-
-    index: int
-    context_gib: float | None
-    others_used_bytes: int | None  # device memory used before this process initialised CUDA
-    nvml: bool
-
-
-_BASELINES: dict[int, DeviceBaseline] = {}
-
-
-def _cuda_index(device: str) -> int:
-    import torch
-
-    d = torch.device(device)
-    return d.index if d.index is not None else torch.cuda.current_device()
-
-
-def _nvml_handle(index: int):
-    """NVML handle of torch's CUDA device `index` (matched by UUID: CUDA_VISIBLE_DEVICES may reorder)."""
-    import pynvml
-    import torch
-
-    try:
-        uuid = str(torch.cuda.get_device_properties(index).uuid)
-        return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-    except (pynvml.NVMLError, AttributeError, RuntimeError):
-        return pynvml.nvmlDeviceGetHandleByIndex(index)
-
-
-def _process_used(handle) -> int | None:
-    import os
-
-    import pynvml
-
-    try:
-        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-    except pynvml.NVMLError:
-        return None
-    pid = os.getpid()
-    for p in procs:
-        if p.pid == pid and p.usedGpuMemory is not None:
-            return int(p.usedGpuMemory)
-    return None  # e.g. another PID namespace (containers)
-
-
-def _nvml_used(handle, baseline: DeviceBaseline) -> tuple[int | None, str | None]:
-    import pynvml
-
-    own = _process_used(handle)
-    if own is not None:
-        return own, "process"
-    if baseline.others_used_bytes is None:
-        return None, None
-    return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used) - baseline.others_used_bytes, "device"
-
-
-def init_device(device: str) -> DeviceBaseline | None:
-    """Initialise CUDA on `device` (None for the CPU) and take the baseline: NVML's memory in use before and
-    after, less what torch reserved. Cached per device for the life of the process."""
-    if not device.startswith("cuda"):
-        return None
-    import torch
-
-    index = _cuda_index(device)
-    if index in _BASELINES:
-        return _BASELINES[index]
-    before = None
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        if not torch.cuda.is_initialized():
-            before = int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
-        nvml = True
-    except Exception:  # no NVML (e.g. a driverless container): allocator figures only
-        nvml = False
-    torch.cuda.init()
-    torch.zeros(1, device=f"cuda:{index}")
-    torch.cuda.synchronize(index)
-    context = None
-    if nvml:
-        base = DeviceBaseline(index, None, before, True)
-        used, _ = _nvml_used(_nvml_handle(index), base)
-        if used is not None:
-            context = (used - torch.cuda.memory_reserved(index)) / GIB
-    _BASELINES[index] = DeviceBaseline(index, context, before, nvml)
-    return _BASELINES[index]
-
-
-class NvmlSampler:
-    """Samples this process's NVML memory in a background thread; `peak_bytes` after the block."""
-
-    def __init__(self, baseline: DeviceBaseline, interval_s: float = 0.01):
-        self.baseline, self.interval_s = baseline, interval_s
-        self.peak_bytes: int | None = None
-        self.source: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sample(self) -> None:
-        import pynvml
-
-        try:
-            used, source = _nvml_used(self._handle, self.baseline)
-        except pynvml.NVMLError:
-            return
-        if used is not None:
-            self.peak_bytes = used if self.peak_bytes is None else max(self.peak_bytes, used)
-            self.source = source
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
-
-    def __enter__(self) -> "NvmlSampler":
-        if self.baseline.nvml:
-            self._handle = _nvml_handle(self.baseline.index)
-            self.sample()
-            self._thread = threading.Thread(target=self._loop, name="fluxplan-nvml", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.sample()
 
 
 # --------------------------------------------------------------------------- the stages

@@ -1,0 +1,367 @@
+"""The Python API: plan, build and run a FLUX pipeline in one call, and record what it really cost.
+
+    import fluxplan.api as fp
+    report = fp.generate("a red fox", model="dev", seed=1, out="out/")      # probe, plan, build, run, save, record
+    built = fp.load(model="synthetic:tiny", device="cpu")                  # plan + build only
+    report.images, report.plan.why, report.measured, report.predicted
+
+Each step is its own function: `target` (where it runs), `decide` (the plan), `resolve_model` (what to load),
+`build_plan` (the pipeline), `run` (generate and measure), `save` (PNGs), `record` (the store).
+
+On a machine without a CUDA GPU the plan is made for a named card (`--gpu`, else DEFAULT_CPU_GPU) but the
+pipeline runs on the CPU in float32; the planner's estimates are for that GPU, so the report marks them as not
+applicable rather than comparing them with CPU timings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fluxplan.catalog.families import Family, find_family
+from fluxplan.errors import BadInput, FluxplanError, UnknownModel
+from fluxplan.models import Candidate, Plan
+from fluxplan.run.measure import MAX_SEQUENCE_LENGTH, Measurement, Progress
+
+DEFAULT_CPU_GPU = "NVIDIA GeForce RTX 4090"
+CANDIDATE_PHASES = ("load", "encode", "denoise", "decode")  # failures the store keeps against the plan
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the pipeline runs."""
+
+    device: str  # "cuda", "cuda:1" or "cpu"
+    dtype: str  # "bfloat16" on a GPU, "float32" on the CPU
+    name: str  # the CUDA device's name, or "cpu"
+    driver: str | None = None
+
+    @property
+    def on_cpu(self) -> bool:
+        return not self.device.startswith("cuda")
+
+
+class Report(BaseModel):
+    """What `generate` chose, why, where the images are, and what it cost: predicted against measured."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    prompt: str
+    seed: int
+    model: str
+    device: str
+    dtype: str
+    planned_for: str  # the GPU the plan was made for
+    predictions_apply: bool  # False on a CPU run: the estimates are for planned_for
+    plan: Plan = Field(exclude=True)
+    choice: dict[str, Any]
+    why: str
+    paths: list[Path]
+    predicted: dict[str, float | None]
+    measured: dict[str, float | None]
+    measurement: Measurement
+    load_s: float
+    setup_s: float
+    notes: list[str] = Field(default_factory=list)  # planning and building (the run's own: measurement.notes)
+    run_id: int | None = None
+    images: list[Any] = Field(default_factory=list, exclude=True)  # PIL images
+
+    def summary(self) -> str:
+        m = self.measured
+        line = (f"{len(self.paths)} image(s) in {m['total_s']:.1f} s on {self.device} ({self.dtype}): "
+                f"load {self.load_s:.1f} s, encode {self.measurement.encode_s:.2f} s, "
+                f"{self.measurement.step_s:.2f} s/step, decode {self.measurement.decode_s:.2f} s")
+        if self.predictions_apply and m.get("peak_gib") is not None:
+            line += (f"; peak {m['peak_gib']:.1f} GiB (predicted {self.predicted['peak_vram_gib']:.1f}), "
+                     f"{m['latency_s']:.1f} s/image (predicted {self.predicted['latency_s']:.1f})")
+        return line
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def target(device: str | None = None) -> Target:
+    """The device to run on (default: CUDA when there is one) and its identity."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            from fluxplan.errors import NoGPU
+
+            raise NoGPU(f"device {device!r}: no CUDA GPU is available to torch")
+        from fluxplan.run.memory import init_device
+
+        init_device(device)  # before anything allocates: the CUDA context baseline
+        driver = None
+        try:
+            from fluxplan.probe import probe_gpu
+
+            driver = probe_gpu(torch.device(device).index or 0).driver
+        except FluxplanError:
+            pass
+        return Target(device, "bfloat16", torch.cuda.get_device_name(torch.device(device)), driver)
+    if device != "cpu":
+        raise BadInput(f"device {device!r}: use cuda, cuda:N or cpu")
+    return Target("cpu", "float32", "cpu")
+
+
+# --------------------------------------------------------------------------- decide
+
+
+def family_of(model: str | Path) -> tuple[Family, list[str]]:
+    """The model family the planner plans for, from a name, a hub id or a local pipeline directory."""
+    text = str(model)
+    path = Path(text).expanduser()
+    marker = path / "fluxplan_synthetic.json"
+    if marker.is_file():
+        return find_family(json.loads(marker.read_text())["kind"]), []
+    try:
+        return find_family(text), []
+    except UnknownModel:
+        config = path / "transformer" / "config.json"
+        if not config.is_file():
+            raise
+    guided = json.loads(config.read_text()).get("guidance_embeds", True)
+    fam = find_family("dev" if guided else "schnell")
+    return fam, [f"{text}: family not named; planned as {fam.title} (its transformer "
+                 f"{'has' if guided else 'lacks'} a guidance embedding)"]
+
+
+def _check_pins_usable(plan_options: dict, device: str) -> None:
+    """A pinned format whose backend cannot run here is a one-line error naming the reason (fluxplan doctor)."""
+    from fluxplan.catalog.formats import load_catalog
+    from fluxplan.run.doctor import unusable_reasons
+
+    reasons = unusable_reasons(device)
+    for option, component in (("transformer", "transformer"), ("text_encoder", "text_encoder_2")):
+        name = plan_options.get(option)
+        if not name:
+            continue
+        fmt = load_catalog().get(name, component)
+        for pkg in fmt.packages:
+            if pkg in reasons:
+                raise BadInput(f"{component} format {fmt.key} cannot run here: {pkg}: {reasons[pkg]} "
+                               "(see fluxplan doctor)")
+
+
+def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list[str]]:
+    """The plan for `model` on `where` (on the CPU: for the card named by gpu=, else DEFAULT_CPU_GPU), and notes."""
+    from fluxplan.planner import plan
+    from fluxplan.run.doctor import usable_backends
+
+    fam, notes = family_of(model)
+    gpu = plan_options.pop("gpu", None)
+    if where.on_cpu:
+        if gpu in (None, "auto"):
+            gpu = DEFAULT_CPU_GPU
+        notes.append(f"no CUDA GPU here: planned for {gpu}, running on the CPU in float32; "
+                     "the plan's estimates are for that GPU and are not compared with this run")
+    elif gpu is None:
+        gpu = "auto"
+    _check_pins_usable(plan_options, where.device)
+    p = plan(gpu, model=fam.key, installed=usable_backends(where.device), **plan_options)
+    return p, notes
+
+
+def previous_failure(store, where: Target, p: Plan) -> str | None:
+    """A note when the chosen candidate already failed on this device for this shape (the store knows)."""
+    if store is None:
+        return None
+    if p.choice in store.failed_candidates(where.name, (p.request.height, p.request.width, p.request.batch)):
+        return (f"this plan failed on {where.name} at {p.request.width}x{p.request.height} before "
+                "(see the store's failures); trying again")
+    return None
+
+
+# --------------------------------------------------------------------------- build
+
+
+def resolve_model(model: str | Path, candidate: Candidate, fam: Family) -> str | Path:
+    """What the builder loads: a synthetic directory (built if missing, with the GGUF level the plan needs),
+    a family's hub id, a local directory, or a hub id as given."""
+    text = str(model)
+    if text.lower().startswith("synthetic:"):
+        from fluxplan.run.synth import KINDS, ensure_synthetic
+
+        kind = text.split(":", 1)[1].lower()
+        if kind not in KINDS:
+            raise UnknownModel(f"unknown synthetic model {text!r}; choose synthetic:{'|'.join(KINDS)}")
+        levels = [candidate.transformer.split("-", 1)[1].upper()] if candidate.transformer.startswith("gguf-") else []
+        return ensure_synthetic(kind, gguf_levels=levels)  # type: ignore[arg-type]
+    if Path(text).expanduser().exists():
+        return Path(text).expanduser()
+    if text.lower() in (fam.key, *fam.aliases) and fam.hub_id:
+        return fam.hub_id
+    return text
+
+
+def build_plan(p: Plan, model: str | Path, where: Target, *, gguf_file: Path | None = None):
+    from fluxplan.run.builder import build
+
+    fam, _ = family_of(model)
+    return build(p.choice, resolve_model(model, p.choice, fam), device=where.device, gguf_file=gguf_file)
+
+
+def plan_for(model: str | Path = "dev", *, device: str | None = None, **plan_options) -> tuple[Plan, Target, list[str]]:
+    """Probe and decide only: the plan `generate` would run, where it would run, and notes."""
+    where = target(device)
+    p, notes = decide(model, where, **plan_options)
+    return p, where, notes
+
+
+def load(plan: Plan | None = None, *, model: str | Path = "dev", device: str | None = None,
+         gguf_file: Path | None = None, **plan_options):
+    """A built pipeline (builder.Built) for `plan`, or for the plan made from `plan_options` here."""
+    where = target(device)
+    if plan is None:
+        plan, _ = decide(model, where, **plan_options)
+    return build_plan(plan, model, where, gguf_file=gguf_file)
+
+
+# --------------------------------------------------------------------------- run, save, record
+
+
+def run(built, prompt: str, p: Plan, where: Target, *, seed: int, guidance: float | None = None,
+        max_sequence_length: int | None = None, progress: Progress | None = None):
+    """Generate the plan's images on the built pipeline: (PIL images, Measurement)."""
+    from fluxplan.run.measure import generate_images
+
+    fam = find_family(p.request.model)
+    r = p.request
+    return generate_images(built, prompt, height=r.height, width=r.width, steps=r.steps,
+                           guidance=fam.default_guidance if guidance is None else guidance, seed=seed,
+                           batch=r.batch, images=r.images,
+                           max_sequence_length=max_sequence_length or r.text_tokens or fam.max_sequence_length,
+                           placement=p.choice.text_encoder_placement, device=where.device, progress=progress)
+
+
+def timings(built, m: Measurement) -> dict[str, Any]:
+    return {"device": m.device, "load_s": built.load_s, "setup_s": built.setup_s, "encode_s": m.encode_s,
+            "step_s": m.step_s, "steps_s": m.step_seconds, "compile_s": m.compile_s, "decode_s": m.decode_seconds,
+            "peak_reserved_gib": m.peak_reserved_gib, "peak_nvml_gib": m.peak_nvml_gib}
+
+
+def save(images: list, paths: list[Path], *, prompt: str, seed: int, model: str, p: Plan, guidance: float,
+         timing: dict[str, Any]) -> list[Path]:
+    from fluxplan.run.images import ImageMeta, save_png
+
+    r = p.request
+    return [save_png(im, path, ImageMeta(prompt=prompt, seed=seed + i, model=model, width=r.width, height=r.height,
+                                         steps=r.steps, guidance=guidance, plan=p.choice.as_dict(), timings=timing))
+            for i, (im, path) in enumerate(zip(images, paths))]
+
+
+def _measured(built, m: Measurement, images: int) -> dict[str, float | None]:
+    peak = m.peak_nvml_gib
+    if peak is None and m.peak_reserved_gib is not None:
+        peak = m.peak_reserved_gib + (m.context_gib or 0.0)
+    return {"peak_gib": peak, "latency_s": (built.load_s + built.setup_s + m.total_s) / images,
+            "first_image_s": built.load_s + built.setup_s + m.encode_s + sum(m.step_seconds[0]) + m.decode_seconds[0],
+            "total_s": m.total_s, "step_s": m.step_s}
+
+
+def _predicted(p: Plan) -> dict[str, float | None]:
+    e = p.estimate
+    return {"peak_vram_gib": e.peak_vram_gib, "latency_s": e.latency_s, "first_image_s": e.first_image_s,
+            "step_s": e.latency.denoise_step_s}
+
+
+def run_record(where: Target, p: Plan, model: str, *, seed: int, guidance: float | None, built=None,
+               m: Measurement | None = None, error: BaseException | None = None, phase: str | None = None):
+    """The store's RunRecord of a run (failed when `error` is given)."""
+    import diffusers
+    import torch
+
+    from fluxplan.run.store import RunRecord
+
+    r = p.request
+    rec = RunRecord(gpu=where.name, planned_gpu=p.gpu.name, driver=where.driver, device=where.device,
+                    torch_version=torch.__version__, diffusers_version=diffusers.__version__, model=model,
+                    height=r.height, width=r.width, steps=r.steps, batch=r.batch, images=r.images, seed=seed,
+                    guidance=guidance, candidate=p.choice,
+                    predicted_peak_gib=None if where.on_cpu else p.estimate.peak_vram_gib,
+                    predicted_latency_s=None if where.on_cpu else p.estimate.latency_s,
+                    load_s=getattr(built, "load_s", None), setup_s=getattr(built, "setup_s", None),
+                    ok=error is None, phase=phase, error=_one_line(error) if error is not None else None)
+    if m is not None:
+        rec = rec.model_copy(update=dict(
+            compile_s=m.compile_s, encode_s=m.encode_s, step_s=m.step_s, step_seconds=m.steps_flat,
+            decode_s=m.decode_s, peak_reserved_gib=m.peak_reserved_gib, context_gib=m.context_gib,
+            peak_nvml_gib=m.peak_nvml_gib))
+    return rec
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _open_store(store):
+    from fluxplan.run.store import Store
+
+    if store is False or store is None:
+        return None
+    if store is True:
+        return Store()
+    return store if isinstance(store, Store) else Store(store)
+
+
+def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str | Path | None = None,
+             device: str | None = None, guidance: float | None = None, max_sequence_length: int | None = None,
+             gguf_file: Path | None = None, store: Any = True, progress: Progress | None = None,
+             on_plan: Callable[[Plan, list[str]], None] | None = None, **plan_options) -> Report:
+    """Probe, plan, build, run, save and record. `plan_options` are `fluxplan.planner.plan`'s keywords (gpu=,
+    vram=, resolution=, steps=, batch=, images=, transformer=, offload=, ...). `store`: True (the default store),
+    False, a path or a Store. `progress(stage, done, total)` follows load / encode / denoise / decode;
+    `on_plan(plan, notes)` is called once the plan is made, before anything is built."""
+    from fluxplan.run.images import prepare_outputs
+
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BadInput("the prompt is empty")
+    if seed < 0:
+        raise BadInput(f"seed {seed}: must be 0 or more")
+    if max_sequence_length is not None and not 1 <= max_sequence_length <= MAX_SEQUENCE_LENGTH:
+        raise BadInput(f"max_sequence_length {max_sequence_length}: must be between 1 and {MAX_SEQUENCE_LENGTH}")
+    p, where, notes = plan_for(model, device=device, **plan_options)
+    db = _open_store(store)
+    if (note := previous_failure(db, where, p)) is not None:
+        notes.append(note)
+    if on_plan is not None:
+        on_plan(p, notes)
+    paths = prepare_outputs(out, p.request.images, prompt=prompt, seed=seed)
+    guidance = find_family(p.request.model).default_guidance if guidance is None else guidance
+    phase, built, m = "load", None, None
+    try:
+        notify = progress or (lambda stage, done, total: None)
+        notify("load", 0, 1)
+        built = build_plan(p, model, where, gguf_file=gguf_file)
+        notify("load", 1, 1)
+        phase = "run"
+        images, m = run(built, prompt, p, where, seed=seed, guidance=guidance,
+                        max_sequence_length=max_sequence_length, progress=progress)
+        phase = "save"
+        saved = save(images, paths, prompt=prompt, seed=seed, model=str(model), p=p, guidance=guidance,
+                     timing=timings(built, m))
+    except Exception as e:
+        if db is not None:
+            phase = getattr(e, "fluxplan_phase", phase)
+            db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m,
+                                     error=e, phase=phase))
+            if phase in CANDIDATE_PHASES:  # not a prompt problem or a full disk: the plan itself failed here
+                db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=phase,
+                                  error=_one_line(e))
+        raise
+    run_id = None
+    if db is not None:
+        run_id = db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m))
+    return Report(prompt=prompt, seed=seed, model=str(model), device=where.device, dtype=where.dtype,
+                  planned_for=p.gpu.name, predictions_apply=not where.on_cpu, plan=p, choice=p.choice.as_dict(),
+                  why=p.why, paths=saved, predicted=_predicted(p), measured=_measured(built, m, p.request.images),
+                  measurement=m, load_s=built.load_s, setup_s=built.setup_s,
+                  notes=notes + list(p.notes) + built.notes, run_id=run_id, images=images)
