@@ -149,3 +149,10 @@ def test_explain_text_names_the_plan_and_a_rejection_in_plain_words():
     text = plan("4090", ram=64).explain()
     assert "Plan: bf16" in text
     assert "GiB of VRAM" in text  # e.g. "bf16 ...: needs 37.4 GiB of VRAM; 23.5 GiB is usable"
+
+
+def test_a_candidate_that_failed_before_is_never_chosen_again():
+    first = plan("4090", ram=64)
+    again = plan("4090", ram=64, exclude=[first.choice])
+    assert again.choice != first.choice
+    assert again.estimate.quality <= first.estimate.quality

@@ -330,8 +330,10 @@ def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str 
         raise BadInput(f"max_sequence_length {max_sequence_length}: must be between 1 and {MAX_SEQUENCE_LENGTH}")
     p, where, notes = plan_for(model, device=device, **plan_options)
     db = _open_store(store)
-    if (note := previous_failure(db, where, p)) is not None:
-        notes.append(note)
+    if (note := previous_failure(db, where, p)) is not None:  # plan again without what failed here before
+        failed = db.failed_candidates(where.name, (p.request.height, p.request.width, p.request.batch))
+        p, where, notes = plan_for(model, device=device, exclude=failed, **plan_options)
+        notes.append(note.replace("; trying again", "; planned without it"))
     if on_plan is not None:
         on_plan(p, notes)
     paths = prepare_outputs(out, p.request.images, prompt=prompt, seed=seed)

@@ -246,6 +246,7 @@ class Constraint(str, Enum):
     UNVERIFIED = "unverified"
     COMPUTE_CAPABILITY = "compute_capability"
     UNAVAILABLE = "unavailable"
+    FAILED_BEFORE = "failed_before"
     PIN = "pin"
 
 

@@ -27,10 +27,11 @@ class PlanningProvider:
     """What the solver may know: the space, what cannot run at all, and the cost of what can."""
 
     def __init__(self, cost: CostModel, catalog: Catalog, gpu: GPU, host: Host, pins: Pins,
-                 installed: frozenset[str] | None):
+                 installed: frozenset[str] | None, exclude: frozenset[Candidate] = frozenset()):
         self.cost, self.catalog, self.gpu, self.host, self.pins = cost, catalog, gpu, host, pins
         self.request = cost.request
         self.installed = installed
+        self.exclude = exclude
         self._cache: dict = {}
 
     def host_ram_gib(self) -> float | None:
@@ -90,7 +91,12 @@ class PlanningProvider:
                             continue
                         for pl in pls:
                             for tiling in tilings:
-                                yield Candidate(tf, t5, pl, off, comp, tiling), None, 1
+                                c = Candidate(tf, t5, pl, off, comp, tiling)
+                                yield c, (self._failed if c in self.exclude else None), 1
+
+    _failed = Rejection.model_construct(
+        constraint=Constraint.FAILED_BEFORE, needed=None, limit=None, unit="",
+        reason="failed on this GPU at this shape before (recorded in the run store)")
 
     def _memo(self, key, fn, *args):
         try:
@@ -216,8 +222,10 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
          quality_floor: float = 0.70, transformer: str | None = None, text_encoder: str | None = None,
          text_encoder_placement: str | None = None, offload: str | None = None, compile: str | None = None,
          vae_tiling: bool | None = None, installed: Iterable[str] | None = None,
-         profiles: Iterable[Profile] | None = None) -> Plan:
-    """Plan how to run a FLUX model on a GPU. Every argument of `fluxplan explain` has its keyword here."""
+         profiles: Iterable[Profile] | None = None, exclude: Iterable[Candidate] = ()) -> Plan:
+    """Plan how to run a FLUX model on a GPU. Every argument of `fluxplan explain` has its keyword here.
+    `installed`: the backend packages usable here (None: assume all); `exclude`: candidates known to fail on
+    this GPU at this shape (the run store's failures), never chosen again."""
     catalog = load_catalog()
     family = find_family(model)
     if resolution is not None:
@@ -252,7 +260,7 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
     profile, profile_gpu = nearest_profile(gpu_facts, profiles if profiles is not None else bundled_profiles())
     cost = CostModel(request, gpu_facts, host, profile, profile_gpu)
     provider = PlanningProvider(cost, catalog, gpu_facts, host, pins,
-                                frozenset(installed) if installed is not None else None)
+                                frozenset(installed) if installed is not None else None, frozenset(exclude))
     result = solve(provider, budget, pins)
     return Plan.model_construct(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
                 profile=profile.gpu, profile_measured_here=cost.measured_here, **result)
