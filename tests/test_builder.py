@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError, NoGPU, UnknownFormat  # noqa: E402
+from fluxplan.errors import BadInput, MissingPackage, ModelLoadError, NoGPU, UnknownFormat  # noqa: E402
 from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement  # noqa: E402
 from fluxplan.run import backends  # noqa: E402
 from fluxplan.run.builder import Built, build  # noqa: E402
@@ -206,11 +206,12 @@ def test_bitsandbytes_without_a_gpu_is_a_clean_error(tiny, fmt, t5):
     assert "CUDA" in one_line(e)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what diffusers says on a machine without a GPU")
-def test_bitsandbytes_asked_for_cuda_on_a_machine_without_one_is_a_clean_error(tiny):
-    with pytest.raises(FluxplanError) as e:
-        build(candidate("bnb-nf4"), tiny, device="cuda")
-    assert "GPU" in one_line(e)
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+@pytest.mark.parametrize(("fmt", "t5"), [("bnb-nf4", "bf16"), ("bf16", "bnb-int8"), ("bf16", "bf16")])
+def test_cuda_asked_for_on_a_machine_without_one_is_no_gpu(tiny, fmt, t5):
+    with pytest.raises(NoGPU) as e:
+        build(candidate(fmt, t5), tiny, device="cuda")
+    assert "no CUDA GPU" in one_line(e)
 
 
 def test_torchao_fp8_dynamic_needs_a_recent_gpu(tiny):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError
+from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError, NoGPU
 from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
 from fluxplan.run import backends, placement
 from fluxplan.run.backends import TEXT_ENCODER_2, TRANSFORMER, BackendFamily
@@ -188,6 +188,8 @@ def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtyp
     import torch
 
     candidate = normalized(candidate)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NoGPU(f"device {device!r} asked for, but torch sees no CUDA GPU here (torch {torch.__version__})")
     dtype = _resolve_dtype(device, dtype)
     placement.check(candidate, device)
     t0 = time.perf_counter()
