@@ -11,8 +11,9 @@ from fluxplan.run import doctor
 
 
 @pytest.fixture
-def fresh(monkeypatch):
-    """Doctor results are cached per process: clear them around each test."""
+def fresh(monkeypatch, tmp_path):
+    """Doctor results are cached per process and on disk: start each test with neither."""
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
     doctor.check_backends.cache_clear()
     yield
     doctor.check_backends.cache_clear()
@@ -27,7 +28,7 @@ def test_a_backend_that_fails_to_import_is_unusable_with_its_reason(fresh, monke
     doctor.check_backends.cache_clear()
     monkeypatch.setitem(sys.modules, "optimum.quanto", None)  # `import optimum.quanto` now raises ImportError
 
-    checks = doctor.check_backends("cpu")
+    checks = doctor.check_backends("cpu", fresh=True)  # as `fluxplan doctor` does: run again, refresh the disk
     quanto = by_package(checks, "optimum-quanto")
     assert not quanto.ok
     assert quanto.reason.startswith("import optimum.quanto failed: ModuleNotFoundError")
@@ -77,3 +78,17 @@ def test_the_planner_is_not_offered_an_unusable_backend(fresh, monkeypatch):
     where = api.Target("cpu", "float32", "cpu")
     with pytest.raises(BadInput, match="quanto-int8 cannot run here: optimum-quanto: import optimum.quanto failed"):
         api.decide("synthetic:tiny", where, resolution="256x256", steps=2, ram=16, transformer="quanto-int8")
+
+
+def test_results_are_reused_from_disk_until_a_version_changes(fresh, monkeypatch):
+    first = doctor.check_backends("cpu")
+    doctor.check_backends.cache_clear()
+    ran = []
+    monkeypatch.setattr(doctor, "run_check", lambda *a: ran.append(a))
+    assert doctor.check_backends("cpu") == first and ran == []  # same versions: read back, nothing re-run
+    doctor.check_backends.cache_clear()
+    real_version = doctor._version
+    monkeypatch.setattr(doctor, "_version", lambda m: "99.0" if m == "gguf" else real_version(m))
+    with pytest.raises(TypeError):  # a new gguf version: the checks run again (here into the stub above)
+        doctor.check_backends("cpu")
+    assert ran

@@ -8,17 +8,24 @@
 The planning API imports no torch; `load` and `generate` import the run layer when called.
 """
 
-from fluxplan.errors import FluxplanError
-from fluxplan.models import Candidate, Plan
-from fluxplan.planner import plan
-
 __all__ = ["plan", "load", "generate", "Plan", "Candidate", "FluxplanError"]
 __version__ = "0.1.0"
 
+# Names resolve on first use, so that `import fluxplan.cli.main` (the console script) imports nothing heavy
+# before it has set up its process.
+_WHERE = {"plan": "fluxplan.planner", "Plan": "fluxplan.models", "Candidate": "fluxplan.models",
+          "FluxplanError": "fluxplan.errors", "load": "fluxplan.api", "generate": "fluxplan.api"}
+
 
 def __getattr__(name):
-    if name in ("load", "generate"):
-        from fluxplan import api
+    if name in _WHERE:
+        import importlib
 
-        return getattr(api, name)
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'fluxplan' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_WHERE))

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from fluxplan.catalog.families import find_family
 from fluxplan.catalog.formats import Catalog, load_catalog
 from fluxplan.catalog.gpus import find_gpu, load_gpus, match_nvml_name
-from fluxplan.cost.model import CostModel, Terms
+from fluxplan.cost.model import TILE_PX, CostModel, Terms
 from fluxplan.cost.profile import Profile, bundled_profiles
 from fluxplan.errors import BadInput
 from fluxplan.models import (GPU, Budget, Candidate, Compile, Constraint, Estimate, Host, Objective, Offload, Pins, Plan,
@@ -49,6 +49,11 @@ class PlanningProvider:
         tfs = axis([f.key for f in self.catalog.for_component("transformer")], p.transformer)
         t5s = axis([f.key for f in self.catalog.for_component("text_encoder_2")], p.text_encoder_2)
         tilings = axis([False, True], p.vae_tiling)
+        # at or under the VAE's tile, one image per call, tiling changes nothing: cost one point for both
+        same = (p.vae_tiling is None and self.request.batch == 1
+                and max(self.request.height, self.request.width) <= TILE_PX)
+        if same:
+            tilings = [False]
         comps = axis(list(Compile), p.compile)
         cpu_ok = self.catalog.cpu_text_encoder_formats
         branches = []  # (offload, {t5: its placements}, points per compile choice, a representative (t5, placement))
@@ -62,23 +67,24 @@ class PlanningProvider:
                 branches.append((off, per_t5, sum(len(v) for v in per_t5.values()) * len(tilings), rep))
         if not branches or not comps or not tilings:
             return
+        k = 2 if same else 1  # points each yielded one stands for, along the tiling axis
         memo = self._memo
         for tf in tfs:
             rej = memo(("fmt", tf), self._format_check, tf)
             if rej is not None:
                 off, _, _, (t5, pl) = branches[0]
-                yield Candidate(tf, t5, pl, off, comps[0], tilings[0]), rej, sum(b[2] for b in branches) * len(comps)
+                yield Candidate(tf, t5, pl, off, comps[0], tilings[0]), rej, sum(b[2] for b in branches) * len(comps) * k
                 continue
             for off, per_t5, size, (t5_0, pl_0) in branches:
                 rej = memo(("ax", tf, "offload", off), self._axis_check, tf, "offload", off, "transformer")
                 if rej is not None:
-                    yield Candidate(tf, t5_0, pl_0, off, comps[0], tilings[0]), rej, size * len(comps)
+                    yield Candidate(tf, t5_0, pl_0, off, comps[0], tilings[0]), rej, size * len(comps) * k
                     continue
                 for comp in comps:
                     rej = (memo(("ax", tf, "compile", comp), self._axis_check, tf, "compile", comp, "transformer")
                            or memo(("rule", off, comp), self._rule_check, off, comp))
                     if rej is not None:
-                        yield Candidate(tf, t5_0, pl_0, off, comp, tilings[0]), rej, size
+                        yield Candidate(tf, t5_0, pl_0, off, comp, tilings[0]), rej, size * k
                         continue
                     for t5, pls in per_t5.items():
                         if not pls:
@@ -87,12 +93,12 @@ class PlanningProvider:
                         if rej is None and off in (Offload.MODEL, Offload.SEQUENTIAL):  # these move T5 too
                             rej = memo(("ax", t5, "offload", off), self._axis_check, t5, "offload", off, "text_encoder_2")
                         if rej is not None:
-                            yield Candidate(tf, t5, pls[0], off, comp, tilings[0]), rej, len(pls) * len(tilings)
+                            yield Candidate(tf, t5, pls[0], off, comp, tilings[0]), rej, len(pls) * len(tilings) * k
                             continue
                         for pl in pls:
                             for tiling in tilings:
                                 c = Candidate(tf, t5, pl, off, comp, tiling)
-                                yield c, (self._failed if c in self.exclude else None), 1
+                                yield c, (self._failed if c in self.exclude else None), 2 if same else 1
 
     _failed = Rejection.model_construct(
         constraint=Constraint.FAILED_BEFORE, needed=None, limit=None, unit="",

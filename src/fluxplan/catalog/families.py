@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from functools import cached_property, lru_cache
-from importlib.resources import files
 
 from pydantic import BaseModel, ConfigDict
 
+from fluxplan.catalog import data
 from fluxplan.errors import UnknownModel
 
 GIB = 1024**3
@@ -160,7 +160,7 @@ def vae_count(c: dict) -> int:
 
 @lru_cache(maxsize=1)
 def load_families() -> dict[str, Family]:
-    raw = json.loads((files("fluxplan.catalog") / "data" / "families.json").read_text())
+    raw = json.loads(data.read("families.json"))
     return {key: Family(key=key, **{**v, "aliases": tuple(v.get("aliases", ()))}) for key, v in raw["families"].items()}
 
 

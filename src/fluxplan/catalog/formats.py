@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from importlib.resources import files
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fluxplan.catalog import data
 from fluxplan.catalog.families import GIB, LayerCounts
 from fluxplan.errors import UnknownFormat
 
@@ -139,7 +139,7 @@ class Catalog(BaseModel):
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    raw = json.loads((files("fluxplan.catalog") / "data" / "formats.json").read_text())
+    raw = json.loads(data.read("formats.json"))
     return Catalog(formats={f["key"]: Format.model_validate(f) for f in raw["formats"]},
                    lpips_curve=LpipsCurve.model_validate(raw["lpips_curve"]),
                    rules=tuple(Rule.model_validate(r) for r in raw.get("rules", ())),

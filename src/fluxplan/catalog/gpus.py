@@ -15,11 +15,11 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 from os import PathLike
 
 from pydantic import ValidationError
 
+from fluxplan.catalog import data
 from fluxplan.errors import BadInput, UnknownGPU
 from fluxplan.models import GPU
 
@@ -52,14 +52,10 @@ def _keys(gpu: GPU) -> list[str]:
 
 @lru_cache(maxsize=8)
 def _load(path: str | None) -> tuple[GPU, ...]:
-    resource = files("fluxplan.catalog") / "data" / "gpus.json" if path is None else None
-    where = str(resource) if path is None else path
+    where = str(data.DATA / "gpus.json") if path is None else path
     try:
-        if resource is not None:
-            text = resource.read_text(encoding="utf-8")
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+        with open(where, encoding="utf-8") as f:
+            text = f.read()
     except OSError as e:
         raise BadInput(f"{where}: cannot read the GPU database: {e}") from e
     try:

@@ -25,6 +25,21 @@ TILE_OVERLAP_COST = 1.78  # (1 / 0.75)^2: tiles overlap by a quarter
 HOST_BASE_GIB = 2.0
 
 
+_INDEX: dict[int, tuple[Profile, dict]] = {}
+
+
+def _forward_index(profile: Profile) -> dict[tuple[str, str], tuple]:
+    """A profile's forward points by (format, compile): built once per profile (profiles are immutable and
+    kept alive here), not once per plan."""
+    hit = _INDEX.get(id(profile))
+    if hit is None or hit[0] is not profile:
+        index: dict[tuple[str, str], list] = {}
+        for p in profile.forward:
+            index.setdefault((p.format, p.compile), []).append(p)
+        hit = _INDEX[id(profile)] = (profile, {k: tuple(v) for k, v in index.items()})
+    return hit[1]
+
+
 @dataclass(slots=True)
 class Terms:
     """Every number an estimate is made of; `Estimate` and the solver's fast path both read these."""
@@ -90,9 +105,13 @@ class CostModel:
                    key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens))
 
     def _point(self, fmt: str, comp: str, with_memory: bool = False):
-        pts = [p for p in self.profile.forward if p.format == fmt and p.compile == comp
-               and (p.activation_gib is not None or not with_memory)]
-        return min(pts, key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens)) if pts else None
+        """The profile's forward point of this format and compile nearest in tokens (None where it has none)."""
+        key = ("point", fmt, comp, with_memory)
+        if key not in self._cache:
+            pts = [p for p in _forward_index(self.profile).get((fmt, comp), ())
+                   if p.activation_gib is not None or not with_memory]
+            self._cache[key] = min(pts, key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens)) if pts else None
+        return self._cache[key]
 
     def speed_factor(self, fmt: Format, comp: Compile) -> tuple[float, str]:
         """Forward time relative to bf16 eager, and where that factor comes from."""
@@ -143,8 +162,12 @@ class CostModel:
 
     def weights(self, fmt: Format, component: str) -> float:
         """Weights as the GPU holds them: measured (any profile point of the format) or from bits per weight."""
+        return self._memo(("w", fmt.key, component), self._weights, fmt, component)
+
+    def _weights(self, fmt: Format, component: str) -> float:
         if component == "transformer" and self.family.key in ("dev", "schnell", "kontext"):
-            measured = [p.weights_gib for p in self.profile.forward if p.format == fmt.key and p.weights_gib]
+            measured = [p.weights_gib for pts in _forward_index(self.profile).values() for p in pts
+                        if p.format == fmt.key and p.weights_gib]
             if measured:
                 return measured[0] * self.family.transformer_params.total / find_family("dev").transformer_params.total
         counts = self.family.transformer_params if component == "transformer" else self.family.t5_params
@@ -205,20 +228,23 @@ class CostModel:
             self._cache[key] = value = fn(*args)
         return value
 
+    def _formats_part(self, tf: Format, t5: Format, comp: Compile) -> tuple:
+        """What depends only on the two formats and compile: step, activations, weights, one-off, quality."""
+        step, act, _ = self._memo(("fwd", tf.key, comp), self.forward, tf, comp)
+        return (step, act, self.weights(tf, "transformer"), self.weights(t5, "text_encoder_2"),
+                self.one_off_seconds(tf, t5, comp), *quality(tf, t5))
+
     # ------------------------------------------------------------------ the estimate
     def terms(self, c: Candidate) -> Terms:
         """The numbers of one candidate. Hot: the solver calls it for every point that can run at all."""
         memo, req = self._memo, self.request
         tf_key, t5_key, placement, off = c.transformer, c.text_encoder_2, c.text_encoder_placement, c.offload
         tf, t5 = self.catalog.formats[tf_key], self.catalog.formats[t5_key]
-        step, act, _ = memo(("fwd", tf_key, c.compile), self.forward, tf, c.compile)
-        w_tf = memo(("w", tf_key, "transformer"), self.weights, tf, "transformer")
-        w_t5 = memo(("w", t5_key, "text_encoder_2"), self.weights, t5, "text_encoder_2")
+        step, act, w_tf, w_t5, one_off, q, lp, qsrc = memo((tf_key, t5_key, c.compile), self._formats_part,
+                                                           tf, t5, c.compile)
         w_clip, w_vae = self.clip_gib, self.vae_gib
         dec_s, act_dec = memo(("dec", c.vae_tiling), self.decode, c.vae_tiling)
         enc_s = memo(("enc", t5_key, placement), self.encode_seconds, t5, placement)
-        one_off = memo(("once", tf_key, t5_key, c.compile), self.one_off_seconds, tf, t5, c.compile)
-        q, lp, qsrc = memo(("q", tf_key, t5_key), quality, tf, t5)
         reserve = self.carry_factor * act
         enc_act = self.enc_act
         calls = math.ceil(req.images / req.batch)
@@ -226,15 +252,15 @@ class CostModel:
         host = HOST_BASE_GIB
         if off is Offload.MODEL:
             moved = w_tf + w_t5 + w_clip + w_vae
-            p, _ = self.offload_point(off, tf)
+            p, _ = memo(("opt", off, tf_key), self.offload_point, off, tf)
             transfer = p.extra_seconds * moved / p.moved_gib * self.pcie_scale * calls
             phases = (max(w_t5, w_clip) + enc_act, w_tf + act, w_vae + act_dec)  # the transformer's blocks go with it
             on = ((0.0, w_t5, 0.0, 0.0) if w_t5 >= w_clip else (0.0, 0.0, w_clip, 0.0),
                   (w_tf, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, w_vae))
             host += moved
         elif off is Offload.SEQUENTIAL:
-            step, res = self.offload_step(off, tf, step)
-            p, _ = self.offload_point(off, tf)
+            step, res = memo(("ostep", off, tf_key, c.compile), self.offload_step, off, tf, step)
+            p, _ = memo(("opt", off, tf_key), self.offload_point, off, tf)
             enc_s += p.extra_seconds * (w_t5 + w_clip) / p.moved_gib * self.pcie_scale
             phases = (res + enc_act, res + act, res + act_dec + reserve)
             on = ((0.0, res, 0.0, 0.0), (res, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, res))
@@ -243,7 +269,7 @@ class CostModel:
             if off is Offload.NONE:
                 tf_res = w_tf
             else:
-                step, tf_res = self.offload_step(off, tf, step)
+                step, tf_res = memo(("ostep", off, tf_key, c.compile), self.offload_step, off, tf, step)
                 host += w_tf
             resident = placement is TextEncoderPlacement.RESIDENT
             if placement is TextEncoderPlacement.CPU:

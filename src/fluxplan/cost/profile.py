@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
@@ -177,7 +176,7 @@ def load_profile_file(path: Path) -> Profile:
 def profile_dirs() -> list[Path]:
     """Where profiles live: inside the installed wheel, or profiles/ at the repo root in a checkout."""
     here = Path(__file__).resolve()
-    dirs = [Path(str(files("fluxplan") / "_profiles")), here.parents[3] / "profiles"]
+    dirs = [here.parents[1] / "_profiles", here.parents[3] / "profiles"]
     return [d for d in dirs if d.is_dir()]
 
 

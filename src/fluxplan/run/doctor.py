@@ -11,6 +11,7 @@ that `fluxplan.plan(..., installed=usable_backends())` only offers what works. R
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -214,10 +215,56 @@ def default_device() -> str:
 
 
 @lru_cache(maxsize=None)
-def check_backends(device: str | None = None) -> tuple[BackendCheck, ...]:
-    """Every backend check, on `device` (default: the GPU if there is one). Cached per process and device."""
+def check_backends(device: str | None = None, fresh: bool = False) -> tuple[BackendCheck, ...]:
+    """Every backend check, on `device` (default: the GPU if there is one). Cached per process, and on disk
+    ($FLUXPLAN_CACHE/backends.json) for as long as the device and every package version stay the same: the
+    checks import each backend and take seconds, which `fluxplan auto` should not pay on every run.
+    `fresh=True` (`fluxplan doctor`) runs them again."""
     device = device or default_device()
-    return tuple(run_check(name, pkg, mods, op, device) for name, pkg, mods, op in CHECKS)
+    key = _cache_key(device)
+    cached = None if fresh else _read_cache().get(key)
+    if cached is not None:
+        return tuple(BackendCheck(**c) for c in cached)
+    checks = tuple(run_check(name, pkg, mods, op, device) for name, pkg, mods, op in CHECKS)
+    _write_cache(key, [asdict(c) for c in checks])
+    return checks
+
+
+def _cache_key(device: str) -> str:
+    """The device (its name on CUDA) and the versions of everything the checks import, read without importing."""
+    name = device
+    if device.startswith("cuda"):
+        import torch
+
+        name = f"{device}:{torch.cuda.get_device_name(torch.device(device))}"
+    mods = sorted({m for _, _, ms, _ in CHECKS for m in ms} | {"torch", "diffusers"})
+    return name + "|" + ",".join(f"{m}={_version(m)}" for m in mods)
+
+
+def _cache_path():
+    from fluxplan.run.store import cache_dir
+
+    return cache_dir() / "backends.json"
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(_cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, checks: list[dict]) -> None:
+    """Atomic (temporary file, then rename); a cache that cannot be written is not an error."""
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {**_read_cache(), key: checks}
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def usable_backends(device: str | None = None) -> set[str]:
@@ -269,7 +316,7 @@ def environment() -> Environment:
 
 def report(device: str | None = None) -> dict[str, Any]:
     """Everything `fluxplan doctor --json` prints."""
-    checks = check_backends(device)
+    checks = check_backends(device, fresh=True)
     return {"environment": asdict(environment()), "device": device or default_device(),
             "backends": [asdict(c) for c in checks], "usable": sorted(usable_backends(device)),
             "cpu_count": os.cpu_count()}
