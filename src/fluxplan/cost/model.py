@@ -226,7 +226,7 @@ class CostModel:
         value = self._cache.get(key)
         if value is None:
             self._cache[key] = value = fn(*args)
-        return value
+        return value  # keys: (transformer, T5, compile), (T5, placement), the tiling flag, ("w", ...), ...
 
     def _formats_part(self, tf: Format, t5: Format, comp: Compile) -> tuple:
         """What depends only on the two formats and compile: step, activations, weights, one-off, quality."""
@@ -237,14 +237,17 @@ class CostModel:
     # ------------------------------------------------------------------ the estimate
     def terms(self, c: Candidate) -> Terms:
         """The numbers of one candidate. Hot: the solver calls it for every point that can run at all."""
-        memo, req = self._memo, self.request
+        memo, req, cache = self._memo, self.request, self._cache
         tf_key, t5_key, placement, off = c.transformer, c.text_encoder_2, c.text_encoder_placement, c.offload
-        tf, t5 = self.catalog.formats[tf_key], self.catalog.formats[t5_key]
-        step, act, w_tf, w_t5, one_off, q, lp, qsrc = memo((tf_key, t5_key, c.compile), self._formats_part,
-                                                           tf, t5, c.compile)
+        formats = self.catalog.formats
+        tf, t5 = formats[tf_key], formats[t5_key]
+        key = (tf_key, t5_key, c.compile)
+        part = cache.get(key) or memo(key, self._formats_part, tf, t5, c.compile)
+        step, act, w_tf, w_t5, one_off, q, lp, qsrc = part
         w_clip, w_vae = self.clip_gib, self.vae_gib
-        dec_s, act_dec = memo(("dec", c.vae_tiling), self.decode, c.vae_tiling)
-        enc_s = memo(("enc", t5_key, placement), self.encode_seconds, t5, placement)
+        dec_s, act_dec = cache.get(c.vae_tiling) or memo(c.vae_tiling, self.decode, c.vae_tiling)
+        key = (t5_key, placement)
+        enc_s = cache.get(key) or memo(key, self.encode_seconds, t5, placement)
         reserve = self.carry_factor * act
         enc_act = self.enc_act
         calls = math.ceil(req.images / req.batch)
