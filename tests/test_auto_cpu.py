@@ -119,7 +119,7 @@ def test_an_out_of_memory_run_is_recorded_as_a_failure_of_its_plan(cache, tmp_pa
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(measure, "denoise", oom)
-    rc, out, err = auto(capsys, "a red fox", *BASE, "--transformer", "gguf-q8_0", "--out", str(tmp_path))
+    rc, out, err = auto(capsys, "a red fox", *BASE, "--transformer", "gguf-q8_0", "--strict", "--out", str(tmp_path))
     assert rc == 2
     assert err.strip().splitlines()[-1] == ("fluxplan: error: out of memory while denoising: CUDA out of memory. "
                                             "Tried to allocate 2.00 GiB")

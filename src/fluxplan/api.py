@@ -8,6 +8,10 @@
 Each step is its own function: `target` (where it runs), `decide` (the plan), `resolve_model` (what to load),
 `build_plan` (the pipeline), `run` (generate and measure), `save` (PNGs), `record` (the store).
 
+Out of GPU memory, `generate` recovers unless strict=True (run.recovery): it frees the pipeline, records the failure
+in the store, and runs the next-best plan that fits what is free (at most 3 re-plans), or, in VAE decode, decodes
+again with VAE tiling switched on; `Report.recovery` lists what happened.
+
 On a machine without a CUDA GPU the plan is made for a named card (`--gpu`, else DEFAULT_CPU_GPU) but the
 pipeline runs on the CPU in float32; the planner's estimates are for that GPU, so the report marks them as not
 applicable rather than comparing them with CPU timings.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from fluxplan.catalog.families import Family, find_family
 from fluxplan.errors import BadInput, FluxplanError, UnknownModel
 from fluxplan.models import Candidate, Plan
-from fluxplan.run.measure import MAX_SEQUENCE_LENGTH, Measurement, Progress
+from fluxplan.run.measure import (MAX_SEQUENCE_LENGTH, DecodeOOM, Measurement, OutOfMemory, Progress,
+                                  is_out_of_memory)
+from fluxplan.run.recovery import RecoveryEvent, one_line as _one_line, run_with_recovery
 
 DEFAULT_CPU_GPU = "NVIDIA GeForce RTX 4090"
 CANDIDATE_PHASES = ("load", "encode", "denoise", "decode")  # failures the store keeps against the plan
@@ -67,6 +74,7 @@ class Report(BaseModel):
     load_s: float
     setup_s: float
     notes: list[str] = Field(default_factory=list)  # planning and building (the run's own: measurement.notes)
+    recovery: list[RecoveryEvent] = Field(default_factory=list)  # out-of-memory recoveries, in order
     run_id: int | None = None
     images: list[Any] = Field(default_factory=list, exclude=True)  # PIL images
 
@@ -228,8 +236,10 @@ def load(plan: Plan | None = None, *, model: str | Path = "dev", device: str | N
 
 
 def run(built, prompt: str, p: Plan, where: Target, *, seed: int, guidance: float | None = None,
-        max_sequence_length: int | None = None, progress: Progress | None = None):
-    """Generate the plan's images on the built pipeline: (PIL images, Measurement)."""
+        max_sequence_length: int | None = None, progress: Progress | None = None,
+        on_decode_oom: DecodeOOM | None = None):
+    """Generate the plan's images on the built pipeline: (PIL images, Measurement). `on_decode_oom`: see
+    measure.generate_images (recovery's VAE tiling retry)."""
     from fluxplan.run.measure import generate_images
 
     fam = find_family(p.request.model)
@@ -238,7 +248,8 @@ def run(built, prompt: str, p: Plan, where: Target, *, seed: int, guidance: floa
                            guidance=fam.default_guidance if guidance is None else guidance, seed=seed,
                            batch=r.batch, images=r.images,
                            max_sequence_length=max_sequence_length or r.text_tokens or fam.max_sequence_length,
-                           placement=p.choice.text_encoder_placement, device=where.device, progress=progress)
+                           placement=p.choice.text_encoder_placement, device=where.device, progress=progress,
+                           on_decode_oom=on_decode_oom)
 
 
 def timings(built, m: Measurement) -> dict[str, Any]:
@@ -273,8 +284,10 @@ def _predicted(p: Plan) -> dict[str, float | None]:
 
 
 def run_record(where: Target, p: Plan, model: str, *, seed: int, guidance: float | None, built=None,
-               m: Measurement | None = None, error: BaseException | None = None, phase: str | None = None):
-    """The store's RunRecord of a run (failed when `error` is given)."""
+               m: Measurement | None = None, error: BaseException | None = None, phase: str | None = None,
+               recovered: list[RecoveryEvent] = ()):
+    """The store's RunRecord of a run (failed when `error` is given). A run that went through after `recovered`
+    (VAE tiling switched on in decode) keeps its planned candidate, with phase and error saying what was done."""
     import diffusers
     import torch
 
@@ -289,17 +302,15 @@ def run_record(where: Target, p: Plan, model: str, *, seed: int, guidance: float
                     predicted_latency_s=None if where.on_cpu else p.estimate.latency_s,
                     load_s=getattr(built, "load_s", None), setup_s=getattr(built, "setup_s", None),
                     ok=error is None, phase=phase, error=_one_line(error) if error is not None else None)
+    if recovered and error is None:
+        rec = rec.model_copy(update=dict(phase=recovered[-1].phase,
+                                         error="recovered: " + "; ".join(ev.line() for ev in recovered)))
     if m is not None:
         rec = rec.model_copy(update=dict(
             compile_s=m.compile_s, encode_s=m.encode_s, step_s=m.step_s, step_seconds=m.steps_flat,
             decode_s=m.decode_s, peak_reserved_gib=m.peak_reserved_gib, context_gib=m.context_gib,
             peak_nvml_gib=m.peak_nvml_gib))
     return rec
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def _open_store(store):
@@ -315,11 +326,13 @@ def _open_store(store):
 def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str | Path | None = None,
              device: str | None = None, guidance: float | None = None, max_sequence_length: int | None = None,
              gguf_file: Path | None = None, store: Any = True, progress: Progress | None = None,
-             on_plan: Callable[[Plan, list[str]], None] | None = None, **plan_options) -> Report:
+             on_plan: Callable[[Plan, list[str]], None] | None = None, strict: bool = False,
+             **plan_options) -> Report:
     """Probe, plan, build, run, save and record. `plan_options` are `fluxplan.planner.plan`'s keywords (gpu=,
     vram=, resolution=, steps=, batch=, images=, transformer=, offload=, ...). `store`: True (the default store),
     False, a path or a Store. `progress(stage, done, total)` follows load / encode / denoise / decode;
-    `on_plan(plan, notes)` is called once the plan is made, before anything is built."""
+    `on_plan(plan, notes)` is called once the plan is made, before anything is built. Out of memory, the run
+    recovers (see run.recovery; Report.recovery) unless `strict`, where the error is raised as it is."""
     from fluxplan.run.images import prepare_outputs
 
     if not isinstance(prompt, str) or not prompt.strip():
@@ -330,40 +343,72 @@ def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str 
         raise BadInput(f"max_sequence_length {max_sequence_length}: must be between 1 and {MAX_SEQUENCE_LENGTH}")
     p, where, notes = plan_for(model, device=device, **plan_options)
     db = _open_store(store)
+    shape = (p.request.height, p.request.width, p.request.batch)
+    failed = db.failed_candidates(where.name, shape) if db is not None else set()
     if (note := previous_failure(db, where, p)) is not None:  # plan again without what failed here before
-        failed = db.failed_candidates(where.name, (p.request.height, p.request.width, p.request.batch))
         p, where, notes = plan_for(model, device=device, exclude=failed, **plan_options)
         notes.append(note.replace("; trying again", "; planned without it"))
     if on_plan is not None:
         on_plan(p, notes)
     paths = prepare_outputs(out, p.request.images, prompt=prompt, seed=seed)
     guidance = find_family(p.request.model).default_guidance if guidance is None else guidance
+    attempt = partial(_attempt, where=where, model=model, prompt=prompt, paths=paths, db=db, seed=seed,
+                      guidance=guidance, max_sequence_length=max_sequence_length, gguf_file=gguf_file,
+                      progress=progress)
+
+    def replan(exclude: set[Candidate]) -> Plan:  # against what is free now: on a GPU, gpu="auto" reads NVML
+        options = {**plan_options, "gpu": plan_options.get("gpu") if where.on_cpu else "auto"}
+        return decide(model, where, exclude=exclude | set(options.pop("exclude", ())), **options)[0]
+
+    p, (built, images, m, saved, run_id), events = run_with_recovery(p, attempt, replan, exclude=failed, strict=strict)
+    return Report(prompt=prompt, seed=seed, model=str(model), device=where.device, dtype=where.dtype,
+                  planned_for=p.gpu.name, predictions_apply=not where.on_cpu, plan=p, choice=p.choice.as_dict(),
+                  why=p.why, paths=saved, predicted=_predicted(p), measured=_measured(built, m, p.request.images),
+                  measurement=m, load_s=built.load_s, setup_s=built.setup_s,
+                  notes=notes + list(p.notes) + built.notes + [f"recovered: {ev.line()}" for ev in events],
+                  run_id=run_id, images=images, recovery=events)
+
+
+def _attempt(p: Plan, on_decode_oom: DecodeOOM | None, events: list[RecoveryEvent], *, where: Target,
+             model: str | Path, prompt: str, paths: list[Path], db, seed: int, guidance: float,
+             max_sequence_length: int | None, gguf_file: Path | None, progress: Progress | None):
+    """Build, run, save and record one plan: (built, images, Measurement, saved paths, the store's run id).
+    A failure is recorded (in CANDIDATE_PHASES, as a failure of the plan) and raised, tagged with its phase."""
     phase, built, m = "load", None, None
+    before = len(events)
     try:
         notify = progress or (lambda stage, done, total: None)
         notify("load", 0, 1)
-        built = build_plan(p, model, where, gguf_file=gguf_file)
+        try:
+            built = build_plan(p, model, where, gguf_file=gguf_file)
+        except Exception as e:
+            if not is_out_of_memory(e) or isinstance(e, FluxplanError):
+                raise
+            raise OutOfMemory("loading the pipeline", (str(e).strip() or "out of memory").splitlines()[0]) from e
         notify("load", 1, 1)
         phase = "run"
         images, m = run(built, prompt, p, where, seed=seed, guidance=guidance,
-                        max_sequence_length=max_sequence_length, progress=progress)
+                        max_sequence_length=max_sequence_length, progress=progress, on_decode_oom=on_decode_oom)
         phase = "save"
+        timing = timings(built, m)
+        if events:
+            timing["recovery"] = [ev.model_dump() for ev in events]
         saved = save(images, paths, prompt=prompt, seed=seed, model=str(model), p=p, guidance=guidance,
-                     timing=timings(built, m))
+                     timing=timing)
     except Exception as e:
+        phase = getattr(e, "fluxplan_phase", phase)
+        e.fluxplan_phase = phase  # type: ignore[attr-defined]
         if db is not None:
-            phase = getattr(e, "fluxplan_phase", phase)
             db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m,
                                      error=e, phase=phase))
             if phase in CANDIDATE_PHASES:  # not a prompt problem or a full disk: the plan itself failed here
                 db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=phase,
                                   error=_one_line(e))
         raise
-    run_id = None
+    run_id, recovered = None, events[before:]  # this plan's own recoveries (VAE tiling in decode)
     if db is not None:
-        run_id = db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m))
-    return Report(prompt=prompt, seed=seed, model=str(model), device=where.device, dtype=where.dtype,
-                  planned_for=p.gpu.name, predictions_apply=not where.on_cpu, plan=p, choice=p.choice.as_dict(),
-                  why=p.why, paths=saved, predicted=_predicted(p), measured=_measured(built, m, p.request.images),
-                  measurement=m, load_s=built.load_s, setup_s=built.setup_s,
-                  notes=notes + list(p.notes) + built.notes, run_id=run_id, images=images)
+        for ev in recovered:  # this plan ran out of memory in decode here: never plan it so again
+            db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=ev.phase, error=ev.error)
+        run_id = db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m,
+                                          recovered=recovered))
+    return built, images, m, saved, run_id

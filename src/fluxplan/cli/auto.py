@@ -18,6 +18,8 @@ Out = Annotated[Optional[Path], typer.Option("--out", help="A .png file, or a di
 Guidance = Annotated[Optional[float], typer.Option("--guidance", help="Guidance scale (default: the model's, 3.5 for dev).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Stop after planning and print the plan.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="Run on cuda, cuda:N or cpu (default: the GPU if any).")]
+Strict = Annotated[bool, typer.Option("--strict", help="No recovery: out of GPU memory is an error (by default "
+                                                        "the run frees it, re-plans or tiles the VAE, and goes on).")]
 AutoGpu = Annotated[str, typer.Option("--gpu", help="GPU to plan for: a name from `fluxplan gpus`, or auto (this GPU; "
                                                      "without one, an RTX 4090 while the run itself uses the CPU).")]
 
@@ -83,7 +85,7 @@ def auto(
     text_tokens: o.TextTokens = None, latency_budget: o.Budget = None, objective: o.ObjectiveOpt = "quality",
     quality_floor: o.Floor = 0.70, margin: o.Margin = 0.5, transformer: o.Transformer = None,
     text_encoder: o.TextEncoder = None, text_encoder_placement: o.Placement = None, offload: o.OffloadOpt = None,
-    compile: o.CompileOpt = None, vae_tiling: o.Tiling = None, device: Device = None,
+    compile: o.CompileOpt = None, vae_tiling: o.Tiling = None, device: Device = None, strict: Strict = False,
 ) -> None:
     """Pick the best way to run FLUX on this machine, run it, save the PNGs (with their plan and timings)."""
     from rich.console import Console
@@ -121,7 +123,7 @@ def auto(
     with warnings.catch_warnings(), StageProgress(err, compile_mode) as progress:
         warnings.showwarning = show_warning
         report = api.generate(prompt, model=model, seed=seed, out=out, device=device, guidance=guidance,
-                              progress=progress, on_plan=on_plan, **kwargs)
+                              progress=progress, on_plan=on_plan, strict=strict, **kwargs)
     if json_out:
         from fluxplan.explain import plan_contract
 
@@ -129,6 +131,9 @@ def auto(
         data["run"] = report.model_dump(mode="json")
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         return
+    for event in report.recovery:
+        err.print(f"[yellow]recovered:[/] {event.line()}")
+        shown.add(f"recovered: {event.line()}")
     for path in report.paths:
         typer.echo(f"saved {path}")
     err.print(report.summary())

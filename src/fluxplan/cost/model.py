@@ -3,7 +3,7 @@
 The run has three phases, and the card must hold the worst of them (plus the CUDA context):
 - encode: text encoders on the GPU (unless on the CPU) and whatever else is resident, plus T5 activations;
 - denoise: the transformer's resident weights, the other resident components, the step's activations;
-- decode: resident weights, the VAE's activations, and the allocator's reserve around them.
+- decode: resident weights, the VAE's activations, and the denoise blocks the allocator still holds (`carry`).
 Times come from the GPU's profile (measured where it has a point, else scaled from the catalog's factors),
 or from the nearest profiled GPU scaled through the spec database (compute, memory and PCIe bandwidth).
 """
@@ -33,6 +33,8 @@ def _forward_index(profile: Profile) -> dict[tuple[str, str], tuple]:
     kept alive here), not once per plan."""
     hit = _INDEX.get(id(profile))
     if hit is None or hit[0] is not profile:
+        if len(_INDEX) > 16:  # profiles loaded from files one plan at a time (--profile): keep a few
+            _INDEX.clear()
         index: dict[tuple[str, str], list] = {}
         for p in profile.forward:
             index.setdefault((p.format, p.compile), []).append(p)
@@ -50,7 +52,7 @@ class Terms:
     w_vae: float
     act_denoise: float
     act_decode: float
-    reserve: float
+    reserve: float  # denoise blocks still reserved while the VAE decodes
     context: float
     phases: tuple[float, float, float]  # encode, denoise, decode (GiB above the context)
     peak_phase: int
@@ -86,7 +88,6 @@ class CostModel:
                               "fp8": (profile_gpu.fp8_tflops or profile_gpu.bf16_tflops) / (gpu.fp8_tflops or gpu.bf16_tflops)}
         self.pcie_scale = profile_gpu.pcie_gbs / gpu.pcie_gbs
         self.where = "measured on this GPU" if self.measured_here else f"scaled from {profile_gpu.name} by spec"
-        self._ref_forward = self._bf16_reference()
         self._cache: dict = {}
         fam = self.family
         self.clip_gib = fam.clip_params * 2 / GIB
@@ -99,11 +100,6 @@ class CostModel:
         self.t5_cpu_gib = fam.t5_params.total * 2 / GIB
 
     # ------------------------------------------------------------------ per-format pieces
-    def _bf16_reference(self):
-        pts = [p for p in self.profile.forward if p.format == "bf16" and p.compile == "none" and p.kind == "measured"]
-        return min(pts or [p for p in self.profile.forward if p.format == "bf16" and p.compile == "none"],
-                   key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens))
-
     def _point(self, fmt: str, comp: str, with_memory: bool = False):
         """The profile's forward point of this format and compile nearest in tokens (None where it has none)."""
         key = ("point", fmt, comp, with_memory)
@@ -115,7 +111,6 @@ class CostModel:
 
     def speed_factor(self, fmt: Format, comp: Compile) -> tuple[float, str]:
         """Forward time relative to bf16 eager, and where that factor comes from."""
-        ref = self._ref_forward
         point = self._point(fmt.key, comp.value)
         if point is not None:
             bf16 = self.profile.fits.forward_bf16.seconds(point.image_tokens + point.text_tokens) * point.batch

@@ -44,6 +44,19 @@ class OutOfMemory(FluxplanError):
         self.phase = phase
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """An out-of-memory error: OutOfMemory, torch.OutOfMemoryError, or a RuntimeError saying "out of memory"
+    (as CUDA, cuBLAS and some backends word it); also when one of these is the error's direct cause."""
+    import torch
+
+    for err in (e, e.__cause__):
+        if isinstance(err, (OutOfMemory, torch.OutOfMemoryError)):
+            return True
+        if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():
+            return True
+    return False
+
+
 class Measurement(BaseModel):
     """What one generate_images call cost. Seconds and GiB; memory figures are None off CUDA."""
 
@@ -209,12 +222,28 @@ def decode(pipe: Any, latents, *, height: int, width: int) -> list:
     return images
 
 
+DecodeOOM = Callable[[Any, BaseException], bool]  # (pipe, error) -> retry the decode once?
+
+
+def _decode_or_retry(pipe: Any, latents, *, height: int, width: int, on_oom: DecodeOOM | None) -> list:
+    """decode; on an out-of-memory error, `on_oom(pipe, error)` may change the pipeline (VAE tiling) and ask
+    for one more try. The retry runs after the failed try's traceback (and what it held) is gone."""
+    try:
+        return decode(pipe, latents, height=height, width=width)
+    except Exception as e:
+        if on_oom is None or not is_out_of_memory(e) or not on_oom(pipe, e):
+            raise
+    return decode(pipe, latents, height=height, width=width)
+
+
 def generate_images(built: Any, prompt: str, *, height: int, width: int, steps: int, guidance: float, seed: int,
                     batch: int = 1, images: int = 1, max_sequence_length: int = 512,
                     placement: TextEncoderPlacement | str = TextEncoderPlacement.RESIDENT, device: str = "cuda",
-                    progress: Progress | None = None) -> tuple[list, Measurement]:
+                    progress: Progress | None = None, on_decode_oom: DecodeOOM | None = None
+                    ) -> tuple[list, Measurement]:
     """Generate `images` images, `batch` per pipeline call; image i uses seed `seed + i` (its own CPU generator,
-    so an image is the same whatever the batch). Returns the PIL images and what each stage cost."""
+    so an image is the same whatever the batch). Returns the PIL images and what each stage cost.
+    `on_decode_oom(pipe, error)`: called when a decode runs out of memory; True retries that decode once."""
     import torch
 
     pipe = built.pipe
@@ -261,7 +290,7 @@ def generate_images(built: Any, prompt: str, *, height: int, width: int, steps: 
             report("decode", k, len(calls))
             with _stage("decode", device, peaks):
                 t0 = time.perf_counter()
-                out += decode(pipe, latents, height=height, width=width)
+                out += _decode_or_retry(pipe, latents, height=height, width=width, on_oom=on_decode_oom)
                 _sync(device)
                 decode_seconds.append(time.perf_counter() - t0)
             report("decode", k + 1, len(calls))
