@@ -98,7 +98,7 @@ def test_stored_fits_are_current():
     from fluxplan.cost import fit
     from fluxplan.cost.profile import profile_dirs
 
-    for d in profile_dirs():
+    for d in profile_dirs(include_local=False):
         for path in d.glob("*.json"):
             raw = json.loads(path.read_text())
             fresh = fit.profile_fits(raw)["forward_bf16"]

@@ -41,7 +41,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys):
 def _profile(tmp_path: Path, mutate) -> Path:
     from fluxplan.cost.profile import profile_dirs
 
-    src = next(p for d in profile_dirs() for p in d.glob("*.json"))
+    src = next(p for d in profile_dirs(include_local=False) for p in d.glob("*.json"))
     raw = json.loads(src.read_text())
     mutate(raw)
     path = tmp_path / "p.json"

@@ -27,6 +27,7 @@ COMMANDS = {
     "auto": ("fluxplan.cli.auto", "auto"),
     "synth": ("fluxplan.cli.synth", "synth"),
     "doctor": ("fluxplan.cli.doctor", "doctor"),
+    "profile": ("fluxplan.cli.profile", "profile"),
 }
 
 

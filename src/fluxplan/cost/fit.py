@@ -62,7 +62,7 @@ def catalog_curve(raw: dict) -> dict:
 def main() -> None:
     from fluxplan.cost.profile import profile_dirs
 
-    for d in profile_dirs():
+    for d in profile_dirs(include_local=False):
         for path in sorted(d.glob("*.json")):
             refit_profile(path)
             print(f"refit {path}")

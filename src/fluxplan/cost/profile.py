@@ -173,10 +173,14 @@ def load_profile_file(path: Path) -> Profile:
         raise ProfileError(f"profile {path}: {_where(e)}") from None
 
 
-def profile_dirs() -> list[Path]:
-    """Where profiles live: inside the installed wheel, or profiles/ at the repo root in a checkout."""
+def profile_dirs(include_local: bool = True) -> list[Path]:
+    """Where profiles live, first found first: this machine's own (`fluxplan profile` writes them to
+    $FLUXPLAN_CACHE/profiles), then the bundled ones (inside the wheel, or profiles/ in a checkout)."""
+    import os
+
     here = Path(__file__).resolve()
-    dirs = [here.parents[1] / "_profiles", here.parents[3] / "profiles"]
+    cache = Path(os.environ.get("FLUXPLAN_CACHE") or Path.home() / ".cache" / "fluxplan") / "profiles"
+    dirs = ([cache] if include_local else []) + [here.parents[1] / "_profiles", here.parents[3] / "profiles"]
     return [d for d in dirs if d.is_dir()]
 
 

@@ -6,8 +6,8 @@ APIs), generates one 1024x1024 image in STEPS steps with fluxplan.run.measure, r
 NVML sees it, seconds per step, and any error, then frees everything. Rows go to OUT/matrix.jsonl as they come,
 so a run stopped by its deadline keeps what it measured, and `--skip-done` resumes.
 
-    python benchmarks/gpu/matrix.py --out $OUT --set core --deadline 540      # on the GPU machine
-    python benchmarks/gpu/matrix.py --table benchmarks/results/h100-matrix.jsonl   # the Markdown table
+    python -m fluxplan.profiling.matrix --model DIR --out $OUT --set core --deadline 540      # on the GPU
+    python -m fluxplan.profiling.matrix --table benchmarks/results/h100-2026-11-22/matrix.jsonl   # Markdown
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 transformer forward time and activation memory against image tokens, text tokens and batch; VAE decode against
 image size (tiled and not); T5 encode; the CUDA context. Writes OUT/sweep.json in the profile schema's terms.
 
-    python benchmarks/gpu/sweep.py --out $OUT        # on the GPU machine, about 2 minutes
+    python -m fluxplan.profiling.sweep --out $OUT        # on the GPU machine, about 2 minutes
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Turn what benchmarks/gpu/sweep.py and matrix.py measured into a cost profile (profiles/<gpu>.json).
+"""Turn what fluxplan.profiling.sweep and .matrix measured into a cost profile (profiles/<gpu>.json).
 
-    python benchmarks/gpu/to_profile.py benchmarks/results/h100-2026-11-22 profiles/nvidia-h100-80gb-hbm3.json
-    python -m fluxplan.cost.fit        # refit the curves stored beside the points
+    fluxplan profile --from-results benchmarks/results/h100-2026-11-22 --out profiles/nvidia-h100-80gb-hbm3.json
 
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
 - forward points: bf16 at several token counts and batches from the sweep (a random transformer in GPU memory);
@@ -28,8 +27,8 @@ def build(results: Path, seed_profile: dict) -> dict:
     ok = [r for r in rows if r.get("ok")]
     where = (f"measured: {sweep['gpu']}, torch {sweep['torch']}, diffusers {sweep['diffusers']}, "
              f"{sweep['date']}, full-size synthetic FLUX.1-dev")
-    src_sweep = f"{where}; benchmarks/gpu/sweep.py"
-    src_matrix = f"{where}; benchmarks/gpu/matrix.py (pipeline, 1024x1024, 512 text tokens)"
+    src_sweep = f"{where}; fluxplan.profiling.sweep"
+    src_matrix = f"{where}; fluxplan.profiling.matrix (pipeline, 1024x1024, 512 text tokens)"
     enc = {e["text_tokens"]: e for e in sweep["encode"]}
     resident = {r["format"]: r for r in ok if r["offload"] == "none"}
     bf16 = resident["bf16"]
@@ -77,10 +76,10 @@ def build(results: Path, seed_profile: dict) -> dict:
     contexts = [r["peak_nvml_gib"] - r["peak_reserved_gib"] for r in ok if r.get("peak_nvml_gib")]
     prof = {
         "schema": 1, "gpu": sweep["gpu"],
-        "provenance": {"summary": "Measured with full-size synthetic FLUX.1-dev (random weights): benchmarks/gpu/sweep.py "
-                                  "and matrix.py, converted by benchmarks/gpu/to_profile.py. The regional-compile "
-                                  "point is still the seed's (ANCHORS section 6).",
-                       "date": sweep["date"], "command": "python benchmarks/gpu/to_profile.py " + str(results),
+        "provenance": {"summary": "Measured with full-size synthetic FLUX.1-dev (random weights) by "
+                                  "fluxplan.profiling.sweep and .matrix, converted by fluxplan.profiling.build. The "
+                                  "regional-compile point is still the seed's (ANCHORS section 6).",
+                       "date": sweep["date"], "command": f"fluxplan profile --from-results {results.as_posix()}",
                        "versions": {"torch": sweep["torch"], "diffusers": sweep["diffusers"]}},
         "forward": forward,
         "encode": [{"text_tokens": t, "seconds": e["seconds"], "kind": "measured", "source": src_sweep}
@@ -110,15 +109,37 @@ def _resident(r: dict, base: dict, enc_act: float) -> float:
     return max(0.0, ph["denoise"] - others - activations)
 
 
-def main() -> None:
-    results, out = Path(sys.argv[1]), Path(sys.argv[2])
-    seed = json.loads(out.read_text()) if out.exists() else {"forward": []}
-    prof = build(results, seed)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(prof, indent=1) + "\n")
-    tmp.replace(out)
-    print(f"wrote {out}: {len(prof['forward'])} forward, {len(prof['decode'])} decode, {len(prof['offload'])} offload points")
+def write_profile(prof: dict, out: Path) -> Path:
+    """Fit, validate, then write atomically: a run that fails or is interrupted leaves the previous file as it was."""
+    from fluxplan.cost.fit import profile_fits
+    from fluxplan.cost.profile import load_profile_file
+
+    prof = {**prof, "fits": profile_fits(prof)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(prof, indent=1) + "\n")
+        load_profile_file(tmp)  # the schema's checks: finite, non-negative, a reference point, ...
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
 
 
-if __name__ == "__main__":
-    main()
+def build_from_results(results: Path, out: Path) -> Path:
+    """Read sweep.json and matrix.jsonl from `results`, write the profile to `out` (keeping the seed's compile
+    points if `out` already holds them)."""
+    from fluxplan.errors import ProfileError
+
+    missing = [n for n in ("sweep.json", "matrix.jsonl") if not (results / n).is_file()]
+    if missing:
+        raise ProfileError(f"{results}: no {' or '.join(missing)} (run `fluxplan profile` on the GPU first)")
+    try:
+        seed = json.loads(out.read_text()) if out.exists() else {"forward": []}
+    except ValueError:
+        seed = {"forward": []}
+    try:
+        prof = build(results, seed)
+    except (KeyError, StopIteration, ValueError, ZeroDivisionError) as e:
+        raise ProfileError(f"{results}: the measurements cannot make a profile ({type(e).__name__}: {e})") from None
+    return write_profile(prof, out)

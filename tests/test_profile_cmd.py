@@ -1,0 +1,81 @@
+"""`fluxplan profile`: a profile rebuilt from measurements is valid and used by the planner; bad measurements
+are refused with one line and never replace the previous profile."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fluxplan.cli.main import main
+from fluxplan.cost.profile import load_profile_file
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "h100-2026-11-22"
+COMMITTED = ROOT / "profiles" / "nvidia-h100-80gb-hbm3.json"
+
+
+def test_rebuilding_the_committed_profile_from_its_measurements_gives_the_same_numbers(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["profile", "--from-results", str(RESULTS), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["forward"] == json.loads(COMMITTED.read_text())["forward"]
+    assert load_profile_file(out).gpu == "NVIDIA H100 80GB HBM3"
+
+
+def test_a_profile_in_the_cache_is_what_the_planner_uses(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
+    assert main(["profile", "--from-results", str(RESULTS)]) == 0
+    written = tmp_path / "profiles" / "nvidia-h100-80gb-hbm3.json"
+    assert written.is_file()
+    from fluxplan.cost import profile as prof_mod
+
+    prof_mod.bundled_profiles.cache_clear()
+    try:
+        found = [p for p in prof_mod.profile_dirs() if p == tmp_path / "profiles"]
+        assert found, "the cache's profiles come first"
+    finally:
+        prof_mod.bundled_profiles.cache_clear()
+
+
+def _results(tmp_path: Path, mutate) -> Path:
+    d = tmp_path / "results"
+    shutil.copytree(RESULTS, d)
+    mutate(d)
+    return d
+
+
+def _edit_matrix(fn):
+    def mutate(d: Path):
+        rows = [json.loads(x) for x in (d / "matrix.jsonl").read_text().splitlines()]
+        (d / "matrix.jsonl").write_text("\n".join(json.dumps(r) for r in fn(rows)) + "\n")
+    return mutate
+
+
+def _negative_step(rows):
+    for r in rows:
+        if r["format"] == "bnb-nf4" and r["offload"] == "none":
+            r["step_s"] = -0.2
+    return rows
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: (d / "sweep.json").unlink(), "no sweep.json"),
+    (_edit_matrix(lambda rows: [r for r in rows if r["format"] != "bf16"]), "cannot make a profile"),
+    (_edit_matrix(_negative_step), "seconds"),
+])
+def test_bad_measurements_are_refused_and_the_previous_profile_stays(tmp_path, capsys, mutate, needle):
+    out = tmp_path / "p.json"
+    out.write_text(COMMITTED.read_text())
+    before = out.read_bytes()
+    rc = main(["profile", "--from-results", str(_results(tmp_path, mutate)), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err
+    assert out.read_bytes() == before
+    assert not list(tmp_path.glob(".p.json.tmp"))
+
+
+def test_measuring_needs_a_gpu(capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["profile"]) == 2
+    assert "--from-results" in capsys.readouterr().err
