@@ -156,3 +156,45 @@ def test_a_candidate_that_failed_before_is_never_chosen_again():
     again = plan("4090", ram=64, exclude=[first.choice])
     assert again.choice != first.choice
     assert again.estimate.quality <= first.estimate.quality
+
+
+def _obs(c, peak, step, side=1024):
+    from fluxplan.models import Observation
+
+    return Observation(candidate=c, height=side, width=side, peak_gib=peak, step_s=step)
+
+
+def test_measured_runs_correct_the_predictions_of_their_configuration():
+    base = plan("h100")
+    c, e = base.choice, base.estimate
+    # this GPU measured the chosen configuration 10 % bigger and 20 % slower than predicted
+    pin = dict(transformer=c.transformer, text_encoder=c.text_encoder_2, offload=c.offload.value,
+               text_encoder_placement=c.text_encoder_placement.value, compile=c.compile.value)
+    seen = plan("h100", observations=[_obs(c, e.peak_vram_gib * 1.10, e.latency.denoise_step_s * 1.20)], **pin)
+    assert seen.choice == c
+    assert seen.estimate.peak_vram_gib == pytest.approx(e.peak_vram_gib * 1.10, rel=1e-6)
+    assert seen.estimate.latency.denoise_step_s == pytest.approx(e.latency.denoise_step_s * 1.20, rel=1e-6)
+    assert any("corrected by 1 run" in n for n in seen.notes)
+    # slower than measured, so an unpinned plan now prefers a configuration of the same quality that is not
+    unpinned = plan("h100", observations=[_obs(c, e.peak_vram_gib * 1.10, e.latency.denoise_step_s * 1.20)])
+    assert unpinned.estimate.quality == e.quality and unpinned.estimate.latency_s <= seen.estimate.latency_s
+    # the same ratio carries to a nearby shape
+    big = plan("h100", resolution="1536x1536", **pin)
+    big_seen = plan("h100", resolution="1536x1536", **pin,
+                    observations=[_obs(c, e.peak_vram_gib * 1.10, e.latency.denoise_step_s * 1.20)])
+    assert big_seen.estimate.peak_vram_gib == pytest.approx(big.estimate.peak_vram_gib * 1.10, rel=1e-6)
+
+
+def test_a_measurement_that_no_longer_fits_moves_the_plan():
+    base = plan("4090", ram=64)
+    c = base.choice
+    # measured far above the card: the planner must not choose it again
+    moved = plan("4090", ram=64, observations=[_obs(c, 30.0, base.estimate.latency.denoise_step_s)])
+    assert moved.choice != c
+    assert moved.estimate.peak_vram_gib <= moved.budget.usable_gib
+
+
+def test_observations_far_from_the_request_are_ignored():
+    base = plan("h100")
+    far = plan("h100", observations=[_obs(base.choice, 100.0, 9.0, side=256)])  # 16x fewer tokens
+    assert far.estimate.peak_vram_gib == pytest.approx(base.estimate.peak_vram_gib)

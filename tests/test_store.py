@@ -149,3 +149,18 @@ def test_a_writer_killed_mid_way_leaves_committed_rows_intact(tmp_path):
             assert (r.seed, r.ok, r.step_seconds, r.error) == (seed, seed % 2 == 0, [0.5] * 28, "x" * 2000)
         assert store.journal_mode == "wal"
         store.record_run(full_record())  # and the store is writable again
+
+
+def test_gpu_runs_in_the_store_become_observations_for_the_planner(tmp_path):
+    from fluxplan.api import observations
+    from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
+    from fluxplan.run.store import RunRecord, Store
+
+    c = Candidate("bf16", "bf16", TextEncoderPlacement.RESIDENT, Offload.NONE, Compile.NONE, False)
+    with Store(tmp_path / "runs.sqlite") as store:
+        common = dict(model="dev", height=1024, width=1024, steps=28, candidate=c)
+        store.record_run(RunRecord(gpu="NVIDIA H100 80GB HBM3", device="cuda", peak_nvml_gib=38.0, step_s=0.2, **common))
+        store.record_run(RunRecord(gpu="NVIDIA H100 80GB HBM3", device="cuda", ok=False, phase="denoise", **common))
+        store.record_run(RunRecord(gpu="cpu", device="cpu", step_s=1.0, **common))
+        obs = observations("NVIDIA H100 80GB HBM3", store)
+    assert [(o.candidate, o.peak_gib, o.step_s) for o in obs] == [(c, 38.0, 0.2)]

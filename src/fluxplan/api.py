@@ -173,8 +173,26 @@ def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list
     elif gpu is None:
         gpu = "auto"
     _check_pins_usable(plan_options, where.device)
+    if not where.on_cpu and "observations" not in plan_options:
+        plan_options["observations"] = observations(where.name)
     p = plan(gpu, model=fam.key, installed=usable_backends(where.device), **plan_options)
     return p, notes
+
+
+def observations(gpu: str, store=None) -> list:
+    """What earlier runs on this GPU really cost (the run store's successful GPU runs), for the planner to
+    correct its predictions with."""
+    from fluxplan.models import Observation
+    from fluxplan.run.store import Store
+
+    try:
+        db = store or Store()
+        runs = db.runs(gpu=gpu)
+    except FluxplanError:
+        return []
+    return [Observation(candidate=r.candidate, height=r.height, width=r.width, batch=r.batch,
+                        peak_gib=r.peak_nvml_gib, step_s=r.step_s)
+            for r in runs if r.ok and r.device.startswith("cuda") and r.peak_nvml_gib and r.step_s]
 
 
 def previous_failure(store, where: Target, p: Plan) -> str | None:

@@ -237,6 +237,19 @@ class Estimate(Frozen):
     sources: dict[str, Provenance] = Field(default_factory=dict)
 
 
+class Observation(Frozen):
+    """What one run of a candidate really cost on this GPU (from the run store): the planner corrects its
+    predictions for the same configuration at nearby shapes by measured / predicted."""
+
+    candidate: Candidate
+    height: int
+    width: int
+    batch: int = 1
+    text_tokens: int | None = None
+    peak_gib: float | None = Field(default=None, gt=0)
+    step_s: float | None = Field(default=None, gt=0)
+
+
 class Constraint(str, Enum):
     VRAM = "vram"
     HOST_RAM = "host_ram"

@@ -14,8 +14,8 @@ from fluxplan.catalog.gpus import find_gpu, load_gpus, match_nvml_name
 from fluxplan.cost.model import TILE_PX, CostModel, Terms
 from fluxplan.cost.profile import Profile, bundled_profiles
 from fluxplan.errors import BadInput
-from fluxplan.models import (GPU, Budget, Candidate, Compile, Constraint, Estimate, Host, Objective, Offload, Pins, Plan,
-                             Rejection, Request, TextEncoderPlacement)
+from fluxplan.models import (GPU, Budget, Candidate, Compile, Constraint, Estimate, Host, Objective, Observation,
+                             Offload, Pins, Plan, Rejection, Request, TextEncoderPlacement)
 from fluxplan.solve import solve
 
 DEFAULT_RAM_GIB = 32.0
@@ -228,10 +228,12 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
          quality_floor: float = 0.70, transformer: str | None = None, text_encoder: str | None = None,
          text_encoder_placement: str | None = None, offload: str | None = None, compile: str | None = None,
          vae_tiling: bool | None = None, installed: Iterable[str] | None = None,
-         profiles: Iterable[Profile] | None = None, exclude: Iterable[Candidate] = ()) -> Plan:
+         profiles: Iterable[Profile] | None = None, exclude: Iterable[Candidate] = (),
+         observations: Iterable[Observation] = ()) -> Plan:
     """Plan how to run a FLUX model on a GPU. Every argument of `fluxplan explain` has its keyword here.
     `installed`: the backend packages usable here (None: assume all); `exclude`: candidates known to fail on
-    this GPU at this shape (the run store's failures), never chosen again."""
+    this GPU at this shape (the run store's failures), never chosen again; `observations`: runs measured on this
+    GPU (the run store's), which correct the predictions for the same configurations at nearby shapes."""
     catalog = load_catalog()
     family = find_family(model)
     if resolution is not None:
@@ -265,6 +267,16 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
                      f"host RAM not given: offload plans assume {DEFAULT_RAM_GIB:g} GiB (set --ram)")
     profile, profile_gpu = nearest_profile(gpu_facts, profiles if profiles is not None else bundled_profiles())
     cost = CostModel(request, gpu_facts, host, profile, profile_gpu)
+    observations = list(observations)
+    if observations:
+        def predict(o: Observation) -> Terms:
+            shape = request.model_copy(update={"height": o.height, "width": o.width, "batch": o.batch,
+                                               "text_tokens": o.text_tokens})
+            return CostModel(shape, gpu_facts, host, profile, profile_gpu).terms(o.candidate)
+
+        cost.calibrate(observations, predict)
+        if cost.corrected_by:
+            notes.append(f"predictions corrected by {cost.corrected_by} run(s) measured on this GPU")
     provider = PlanningProvider(cost, catalog, gpu_facts, host, pins,
                                 frozenset(installed) if installed is not None else None, frozenset(exclude))
     result = solve(provider, budget, pins)

@@ -98,6 +98,8 @@ class CostModel:
         self.carry_factor = mem.decode_carry_factor.value
         self.enc_act = mem.encode_activation_gib.value * self.text_tokens / 512 * request.batch
         self.t5_cpu_gib = fam.t5_params.total * 2 / GIB
+        self.corrections: dict[tuple, tuple[float, float]] = {}  # see calibrate()
+        self.corrected_by = 0
 
     # ------------------------------------------------------------------ per-format pieces
     def _point(self, fmt: str, comp: str, with_memory: bool = False):
@@ -281,6 +283,12 @@ class CostModel:
             base = sum(run_on)
             phases = (sum(enc_on) + enc_act, base + act, base + act_dec + reserve)
             on = (enc_on, run_on, run_on)
+        fix = self.corrections.get((tf_key, t5_key, placement, off, c.compile)) if self.corrections else None
+        if fix is not None:  # measured runs of this configuration on this GPU: measured / predicted
+            peak_ratio, step_ratio = fix
+            total = self.context + max(phases)
+            phases = tuple(p + (peak_ratio - 1.0) * total for p in phases)
+            step *= step_ratio
         peak_phase = 0 if phases[0] >= phases[1] and phases[0] >= phases[2] else (1 if phases[1] >= phases[2] else 2)
         return Terms(w_tf, w_t5, w_clip, w_vae, act, act_dec, reserve, self.context, phases, peak_phase,
                      on[peak_phase], enc_s, step, dec_s, transfer / req.images, one_off, calls, host, q, lp, qsrc)
@@ -296,6 +304,26 @@ class CostModel:
             times = tf.compile_s or self.catalog.formats["bf16"].compile_s
             compile_s = getattr(times, comp.value) or getattr(self.catalog.formats["bf16"].compile_s, comp.value)
         return read / self.host.disk_gbs + quant + compile_s
+
+    def calibrate(self, observations, predict) -> None:
+        """Correct this model's predictions by runs measured on this GPU: for each configuration observed at a
+        shape within a factor of 4 in tokens of this request, the median of measured / predicted peak and step
+        time. `predict(observation) -> Terms` gives the uncorrected prediction at the observation's shape."""
+        import statistics
+
+        ratios: dict[tuple, list[tuple[float, float]]] = {}
+        for o in observations:
+            tokens = (o.height // 16) * (o.width // 16)
+            if not 0.25 <= tokens / self.request.image_tokens <= 4:
+                continue
+            t = predict(o)
+            c = o.candidate
+            key = (c.transformer, c.text_encoder_2, c.text_encoder_placement, c.offload, c.compile)
+            ratios.setdefault(key, []).append((o.peak_gib / t.peak if o.peak_gib else 1.0,
+                                               o.step_s / t.step_s if o.step_s else 1.0))
+        self.corrections = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+                            for k, v in ratios.items()}
+        self.corrected_by = sum(len(v) for v in ratios.values())
 
     @staticmethod
     def latency(t: Terms, request: Request) -> tuple[float, float]:
