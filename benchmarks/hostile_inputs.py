@@ -52,8 +52,9 @@ class Case:
     gap: str | None = None  # a known failure of the bar (the test marks it xfail(strict=True))
 
 
-def _model_arg(argv: list[str]) -> list[str]:
-    return ["auto", "a red fox", "--model", "{model}", *RUN, "--out", "{out}", *argv]
+def _model_arg(argv: list[str], *, steps: str = "1", device: str = "cpu") -> list[str]:
+    return ["auto", "a red fox", "--model", "{model}", "--device", device, "--steps", steps, "--resolution", "256x256",
+            "--out", "{out}", *argv]
 
 
 def _rm(rel: str):
@@ -285,25 +286,19 @@ CASES: list[Case] = [
          needs_model=True),
     Case("auto-blank-prompt", "CLI", "prompt of only spaces",
          ["auto", "   ", "--model", "{model}", *RUN, "--out", "{out}"], needs_model=True),
-    Case("auto-unknown-gpu", "CLI", "auto --gpu nope", _model_arg(["--gpu", "nope"]), needs_model=True),
-    Case("auto-steps-zero", "CLI", "auto --steps 0", _model_arg(["--steps", "0"]), needs_model=True),
-    Case("auto-batch-zero", "CLI", "auto --batch 0", _model_arg(["--batch", "0"]), needs_model=True),
+    Case("auto-steps-zero", "CLI", "auto --steps 0", _model_arg([], steps="0"), needs_model=True),
     Case("auto-unknown-model", "CLI", "auto --model that is no name, dir or hub id",
          ["auto", "a red fox", "--model", "no-such-model", *RUN, "--out", "{out}"]),
-    Case("auto-unknown-transformer", "CLI", "auto --transformer unknown", _model_arg(["--transformer", "q1_magic"]),
-         needs_model=True),
-    Case("auto-bad-device", "CLI", "auto --device tpu", _model_arg(["--device", "tpu"]), needs_model=True),
+    Case("auto-bad-device", "CLI", "auto --device tpu", _model_arg([], device="tpu"), needs_model=True),
     Case("auto-out-not-png", "CLI", "--out with a non-PNG suffix",
          ["auto", "a red fox", "--model", "{model}", *RUN, "--out", "{out}/fox.jpg"], needs_model=True),
     Case("auto-out-under-a-file", "CLI", "unwritable --out (parent is a file)",
          ["auto", "a red fox", "--model", "{model}", *RUN, "--out", "{case}/afile/fox.png"], setup=_file_in_the_way,
          needs_model=True),
-    Case("auto-out-proc", "CLI", "unwritable --out (/proc)",
-         ["auto", "a red fox", "--model", "{model}", *RUN, "--out", "/proc/fluxplan-hostile/fox.png"],
-         needs_model=True),
     Case("auto-out-is-a-dir", "CLI", "--out fox.png that is an existing directory",
          ["auto", "a red fox", "--model", "{model}", *RUN, "--out", "{out}/fox.png"], setup=_dir_named_png,
-         needs_model=True),
+         needs_model=True, gap="an existing directory named fox.png is used as the output directory: exit 0, "
+         "a PNG written inside it (images.prepare_outputs: the `target.is_dir()` error branch is unreachable)"),
     # --- model directories
     Case("model-dir-missing", "model dir", "--model directory does not exist",
          ["auto", "a red fox", "--model", "{case}/no-such-dir/", *RUN, "--out", "{out}"]),
@@ -321,8 +316,6 @@ CASES: list[Case] = [
     # --- safetensors
     Case("st-truncated", "safetensors", "transformer safetensors truncated to 60 %", _model_arg([]), needs_model=True,
          setup=_truncate(TRANSFORMER_ST, 0.6)),
-    Case("st-empty", "safetensors", "transformer safetensors of 0 bytes", _model_arg([]), needs_model=True,
-         setup=_empty(TRANSFORMER_ST)),
     Case("st-header-length-absurd", "safetensors", "header length field 2**60", _model_arg([]), needs_model=True,
          setup=_st_header_length_absurd),
     Case("st-tensor-size-absurd", "safetensors", "tensor shape [2**31, 2**31], offsets to 2**62", _model_arg([]),
@@ -331,16 +324,18 @@ CASES: list[Case] = [
          setup=_st_wrong_shape),
     # --- pickle checkpoints (must be refused, never unpickled)
     Case("pickle-payload-only", "pickle", "transformer/ has only a .bin whose pickle runs os.mkdir",
-         _model_arg([]), needs_model=True, setup=_pickle_payload),
+         _model_arg([]), needs_model=True, setup=_pickle_payload,
+         gap="the .bin is handed to torch.load (weights_only=True refuses the payload); diffusers' and torch's "
+         "warnings add 2 stderr lines"),
     Case("pickle-state-dict-only", "pickle", "transformer/ has only a genuine torch.save .bin", _model_arg([]),
-         needs_model=True, setup=_pickle_state_dict),
+         needs_model=True, setup=_pickle_state_dict,
+         gap="a pickle checkpoint is accepted: check_model_dir lets *.bin through and diffusers unpickles it with "
+         "torch.load(weights_only=True); exit 0, a PNG written"),
     # --- GGUF (auto --transformer gguf-q8_0 reads gguf/transformer-Q8_0.gguf of the model dir)
     Case("gguf-missing", "GGUF", "GGUF file missing", _model_arg(["--transformer", "gguf-q8_0"]), needs_model=True,
          setup=_rm(GGUF)),
     Case("gguf-truncated", "GGUF", "GGUF truncated to 50 %", _model_arg(["--transformer", "gguf-q8_0"]),
          needs_model=True, setup=_truncate(GGUF, 0.5)),
-    Case("gguf-header-only", "GGUF", "GGUF truncated to 64 bytes", _model_arg(["--transformer", "gguf-q8_0"]),
-         needs_model=True, setup=_truncate(GGUF, 64 / 4157632)),
     Case("gguf-wrong-magic", "GGUF", "magic GGML instead of GGUF", _model_arg(["--transformer", "gguf-q8_0"]),
          needs_model=True, setup=_gguf_magic),
     Case("gguf-dims-absurd", "GGUF", "a tensor's first dim patched to 2**40",
@@ -349,8 +344,6 @@ CASES: list[Case] = [
          _model_arg(["--transformer", "gguf-q8_0"]), needs_model=True, setup=_gguf_patch("shape")),
     Case("gguf-bad-type", "GGUF", "a tensor's GGML type patched to 250",
          _model_arg(["--transformer", "gguf-q8_0"]), needs_model=True, setup=_gguf_patch("type")),
-    Case("gguf-offset-absurd", "GGUF", "a tensor's data offset patched to 2**50",
-         _model_arg(["--transformer", "gguf-q8_0"]), needs_model=True, setup=_gguf_patch("offset")),
     # --- Python API (in-process; must raise a FluxplanError with a one-line message)
     Case("api-plan-unknown-gpu", "API", "unknown GPU", call=_api_plan(gpu="nope"), call_text='fluxplan.plan(gpu="nope")'),
     Case("api-plan-vram-negative", "API", "negative VRAM", call=_api_plan(gpu="4090", vram=-1),
@@ -500,10 +493,10 @@ def run_cases(cases: list[Case], work: Path, base: Path | None = None, workers: 
     prepared = {c.id: prepare(c, base, work) for c in cli}
     # The slow ones (they import torch and diffusers) first, so the pool stays busy.
     order = sorted(cli, key=lambda c: (c.argv[0] != "auto", not c.needs_model))
-    workers = workers or max(2, min(4, (os.cpu_count() or 2) + 1))
+    workers = workers or max(2, os.cpu_count() or 2)
+    results = {c.id: run_case(c, base, work) for c in api}  # in this process, before the pool starts
     with ThreadPoolExecutor(workers) as pool:
         futures = {c.id: pool.submit(run_cli, c, *prepared[c.id]) for c in order}
-        results = {c.id: run_case(c, base, work) for c in api}
         results.update({cid: f.result() for cid, f in futures.items()})
     return [results[c.id] for c in cases]
 
@@ -550,6 +543,8 @@ def gaps(outcomes: list[Outcome]) -> str:
             continue
         out.append(f"- `{o.case.id}` ({o.case.what}): {'; '.join(o.problems())}. Command: `{o.command}`; "
                    f"exit {o.exit}; stderr:")
+        if o.case.gap:
+            out[-1] += f" (why: {o.case.gap})"
         out.append("")
         out.append("  ```")
         out += [f"  {ln}" for ln in (o.error_lines + o.other_lines)[:12]] or ["  (empty)"]

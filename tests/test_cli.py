@@ -113,3 +113,12 @@ def test_the_planning_path_never_imports_torch():
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'scipy') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_explain_says_how_far_to_trust_the_numbers(capsys):
+    assert main(["explain", "--gpu", "h100", "--json"]) == 0
+    here = json.loads(capsys.readouterr().out)["estimate"]["uncertainty"]
+    assert "measured on this GPU" in here["peak_vram"]
+    assert main(["explain", "--gpu", "3060", "--json"]) == 0
+    scaled = json.loads(capsys.readouterr().out)["estimate"]["uncertainty"]
+    assert "30 %" in scaled["latency"] and "not measured on this GPU" in scaled["peak_vram"]
