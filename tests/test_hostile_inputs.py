@@ -16,7 +16,7 @@ SUBSET = [
     # CLI planning (explain) and profile files: fast, no torch
     "explain-unknown-gpu", "explain-vram-zero", "explain-steps-zero", "explain-resolution-odd",
     "explain-pinned-infeasible", "explain-bad-offload", "profile-not-json", "profile-missing-field",
-    "auto-blank-prompt",
+    "auto-blank-prompt", "auto-out-is-a-dir",
     # model directories and files (auto on the CPU with a corrupted copy of the tiny pipeline)
     "model-component-missing", "model-custom-component", "st-truncated", "st-header-length-absurd",
     "gguf-wrong-magic", "gguf-dims-absurd",

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from fluxplan.catalog.families import Family, find_family
-from fluxplan.errors import BadInput, FluxplanError, UnknownModel
+from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError, UnknownModel
 from fluxplan.models import Candidate, Plan
 from fluxplan.run.measure import (MAX_SEQUENCE_LENGTH, DecodeOOM, Measurement, OutOfMemory, Progress,
                                   is_out_of_memory)
@@ -419,7 +419,8 @@ def _attempt(p: Plan, on_decode_oom: DecodeOOM | None, events: list[RecoveryEven
         if db is not None:
             db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m,
                                      error=e, phase=phase))
-            if phase in CANDIDATE_PHASES:  # not a prompt problem or a full disk: the plan itself failed here
+            # the plan itself failed here (not the prompt, the disk, or the user's model files)
+            if phase in CANDIDATE_PHASES and not isinstance(e, (ModelLoadError, MissingPackage, BadInput)):
                 db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=phase,
                                   error=_one_line(e))
         raise

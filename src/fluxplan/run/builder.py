@@ -83,7 +83,11 @@ def check_model_dir(model_dir: Path, *, skip_weights: tuple[str, ...] = ()) -> N
         if name not in WEIGHT_COMPONENTS or name in skip_weights:
             continue
         weights = sorted(folder.glob("*.safetensors"))
-        if not weights and not list(folder.glob("*.bin")):
+        if not weights:
+            pickled = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt*"))
+            if pickled:
+                raise ModelLoadError(f"{folder} holds only pickle checkpoints ({', '.join(pickled)}); fluxplan "
+                                     "loads safetensors and GGUF only and never unpickles")
             raise ModelLoadError(f"{folder} holds no weight file (*.safetensors)")
         for file in weights:
             check_safetensors(file)

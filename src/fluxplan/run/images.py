@@ -104,12 +104,12 @@ def prepare_outputs(out: str | Path | None, count: int, *, prompt: str, seed: in
     `out` is a .png file (several images become NAME-1.png, NAME-2.png, ...), a directory (created if missing;
     files are named after the prompt and seed, never overwriting one that exists), or None for `default_dir`."""
     target = Path(default_dir if out is None else out).expanduser()
+    if target.suffix.lower() == ".png" and target.is_dir():
+        raise OutputNotWritable(f"cannot write image {target}: it is a directory")
     if target.suffix and not target.is_dir():
         if target.suffix.lower() != ".png":
             raise BadInput(f"--out {target}: images are saved as PNG; give a .png file or a directory")
         _check_dir(target.parent)
-        if target.is_dir():
-            raise OutputNotWritable(f"cannot write image {target}: it is a directory")
         if count == 1:
             return [target]
         return [target.with_name(f"{target.stem}-{i + 1}{target.suffix}") for i in range(count)]
