@@ -15,8 +15,7 @@ def profile(
     results: Annotated[Optional[Path], typer.Option("--results", help="Folder for the raw measurements (default: a new folder in the cache).")] = None,
     deadline: Annotated[float, typer.Option("--deadline", help="Seconds the pipeline matrix may take.")] = 540.0,
 ) -> None:
-    """Measure the GPU (full-size synthetic FLUX.1-dev: forward, decode and encode curves, then a pipeline per
-    format), fit, and write the profile atomically; or rebuild a profile from earlier measurements."""
+    """Measure this GPU's costs with synthetic FLUX.1-dev (or rebuild a profile from earlier measurements)."""
     from fluxplan.profiling.run import measure, profile_path
     from fluxplan.profiling.build import build_from_results
 
