@@ -13,7 +13,7 @@ from fluxplan.catalog.formats import Catalog, load_catalog
 from fluxplan.catalog.gpus import find_gpu, load_gpus, match_nvml_name
 from fluxplan.cost.model import TILE_PX, CostModel, Terms
 from fluxplan.cost.profile import Profile, bundled_profiles
-from fluxplan.errors import BadInput
+from fluxplan.errors import BadInput, UnknownGPU
 from fluxplan.models import (GPU, Budget, Candidate, Compile, Constraint, Estimate, Host, Objective, Observation,
                              Offload, Pins, Plan, Rejection, Request, TextEncoderPlacement)
 from fluxplan.solve import solve
@@ -165,7 +165,12 @@ def nearest_profile(gpu: GPU, profiles: Iterable[Profile]) -> tuple[Profile, GPU
     """The profile of this GPU, else the measured GPU closest in compute, bandwidth and architecture."""
     best = None
     for prof in profiles:
-        pg = find_gpu(prof.gpu)
+        if prof.gpu == gpu.name:  # measured here (also for a card the spec database does not know)
+            return prof, gpu
+        try:
+            pg = find_gpu(prof.gpu)
+        except UnknownGPU:
+            continue  # a profile of a card without specs cannot be scaled to another card
         if pg.name == gpu.name:
             return prof, pg
         d = (abs(math.log(pg.bf16_tflops / gpu.bf16_tflops)) + abs(math.log(pg.mem_bw_gbs / gpu.mem_bw_gbs))
