@@ -198,3 +198,17 @@ def test_observations_far_from_the_request_are_ignored():
     base = plan("h100")
     far = plan("h100", observations=[_obs(base.choice, 100.0, 9.0, side=256)])  # 16x fewer tokens
     assert far.estimate.peak_vram_gib == pytest.approx(base.estimate.peak_vram_gib)
+
+
+def test_a_profile_of_a_card_without_specs_serves_that_card_only():
+    from fluxplan.cost.profile import bundled_profiles
+    from fluxplan.models import GPU
+
+    h100 = bundled_profiles()[0]
+    mystery = h100.model_copy(update={"gpu": "NVIDIA Mystery GPU"})
+    card = GPU(name="NVIDIA Mystery GPU", vram_gib=48, bf16_tflops=400, mem_bw_gbs=2000, pcie_gen=5, pcie_lanes=16,
+               compute_capability=9.0)
+    p = plan(card, profiles=[mystery, h100])
+    assert p.profile == "NVIDIA Mystery GPU" and p.profile_measured_here
+    other = plan("4090", profiles=[mystery, h100])  # cannot scale from a card without specs: the H100's serves
+    assert other.profile == h100.gpu and not other.profile_measured_here
