@@ -12,7 +12,7 @@ Out of GPU memory, `generate` recovers unless strict=True (run.recovery): it fre
 in the store, and runs the next-best plan that fits what is free (at most 3 re-plans), or, in VAE decode, decodes
 again with VAE tiling switched on; `Report.recovery` lists what happened.
 
-On a machine without a CUDA GPU the plan is made for a named card (`--gpu`, else DEFAULT_CPU_GPU) but the
+On a machine without a CUDA GPU the plan is made for a named card (`--gpu`, else DEFAULT_GPU) but the
 pipeline runs on the CPU in float32; the planner's estimates are for that GPU, so the report marks them as not
 applicable rather than comparing them with CPU timings.
 """
@@ -34,7 +34,6 @@ from fluxplan.run.measure import (MAX_SEQUENCE_LENGTH, DecodeOOM, Measurement, O
                                   is_out_of_memory)
 from fluxplan.run.recovery import RecoveryEvent, one_line as _one_line, run_with_recovery
 
-DEFAULT_CPU_GPU = "NVIDIA GeForce RTX 4090"
 CANDIDATE_PHASES = ("load", "encode", "denoise", "decode")  # failures the store keeps against the plan
 
 
@@ -159,15 +158,15 @@ def _check_pins_usable(plan_options: dict, device: str) -> None:
 
 
 def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list[str]]:
-    """The plan for `model` on `where` (on the CPU: for the card named by gpu=, else DEFAULT_CPU_GPU), and notes."""
-    from fluxplan.planner import plan
+    """The plan for `model` on `where` (on the CPU: for the card named by gpu=, else DEFAULT_GPU), and notes."""
+    from fluxplan.planner import DEFAULT_GPU, plan
     from fluxplan.run.doctor import usable_backends
 
     fam, notes = family_of(model)
     gpu = plan_options.pop("gpu", None)
     if where.on_cpu:
         if gpu in (None, "auto"):
-            gpu = DEFAULT_CPU_GPU
+            gpu = DEFAULT_GPU
         notes.append(f"no CUDA GPU here: planned for {gpu}, running on the CPU in float32; "
                      "the plan's estimates are for that GPU and are not compared with this run")
     elif gpu is None:

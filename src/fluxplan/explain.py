@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxplan.models import Candidate, Estimate, Plan, RejectedCandidate, Scored
+from fluxplan.models import Estimate, Plan, RejectedCandidate, Scored
 
 
 def _gib(x: float) -> str:
@@ -11,10 +11,6 @@ def _gib(x: float) -> str:
 
 def _secs(x: float) -> str:
     return f"{x:.1f} s" if x < 600 else f"{x / 60:.1f} min"
-
-
-def candidate_json(c: Candidate) -> dict:
-    return c.as_dict()
 
 
 def estimate_json(e: Estimate) -> dict:
@@ -54,15 +50,15 @@ def plan_contract(plan: Plan) -> dict:
         "request": {**plan.request.model_dump(), "image_tokens": plan.request.image_tokens},
         "budget": {**plan.budget.model_dump(mode="json"), "usable_gib": plan.budget.usable_gib},
         "pins": plan.pins.pinned(),
-        "plan": candidate_json(plan.choice),
+        "plan": plan.choice.as_dict(),
         "why": plan.why,
         "estimate": {**estimate_json(plan.estimate), "uncertainty": uncertainty(plan)},
-        "alternatives": [{"plan": candidate_json(a.candidate), "estimate": estimate_json(a.estimate)}
+        "alternatives": [{"plan": a.candidate.as_dict(), "estimate": estimate_json(a.estimate)}
                          for a in plan.alternatives],
-        "pareto": [{"plan": candidate_json(a.candidate), "quality": round(a.estimate.quality, 4),
+        "pareto": [{"plan": a.candidate.as_dict(), "quality": round(a.estimate.quality, 4),
                     "latency_s": round(a.estimate.latency_s, 3), "peak_vram_gib": round(a.estimate.peak_vram_gib, 3)}
                    for a in plan.pareto],
-        "rejected": [{"plan": candidate_json(r.candidate), "constraint": r.rejection.constraint.value,
+        "rejected": [{"plan": r.candidate.as_dict(), "constraint": r.rejection.constraint.value,
                       "needed": r.rejection.needed, "limit": r.rejection.limit, "reason": rejection_words(r)}
                      for r in plan.rejected],
         "considered": plan.considered, "feasible": plan.feasible, "notes": plan.notes,
@@ -77,6 +73,7 @@ def rejection_words(r: RejectedCandidate) -> str:
 def plan_text(plan: Plan) -> str:
     e, m, lat = plan.estimate, plan.estimate.memory, plan.estimate.latency
     w = m.weights_gib
+    trust = uncertainty(plan)
     lines = [
         f"GPU: {plan.gpu.name}, {plan.budget.vram_gib:.1f} GiB ({plan.budget.usable_gib:.1f} usable); "
         f"{plan.request.width}x{plan.request.height}, {plan.request.steps} steps, batch {plan.request.batch}, "
@@ -91,8 +88,7 @@ def plan_text(plan: Plan) -> str:
         f"{lat.vae_decode_s:.2f} s, offload transfers {lat.offload_transfer_s:.2f} s, one-off {lat.one_off_s:.1f} s "
         f"({lat.one_off_per_image_s:.1f} s per image)",
         f"Quality {e.quality:.3f} (expected LPIPS vs bf16 {e.expected_lpips:.3f}): {e.quality_source}",
-        f"Costs from the profile of {plan.profile}: memory {uncertainty(plan)['peak_vram']}; "
-        f"time {uncertainty(plan)['latency']}",
+        f"Costs from the profile of {plan.profile}: memory {trust['peak_vram']}; time {trust['latency']}",
     ]
     if plan.alternatives:
         lines.append("Alternatives:")

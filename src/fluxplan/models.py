@@ -95,12 +95,6 @@ class Pins(Frozen):
     compile: Compile | None = None
     vae_tiling: bool | None = None
 
-    def admits(self, c: Candidate) -> bool:
-        for name, value in self:
-            if value is not None and getattr(c, name) != value:
-                return False
-        return True
-
     def pinned(self) -> dict[str, str]:
         return {k: (v.value if isinstance(v, Enum) else str(v).lower() if isinstance(v, bool) else v)
                 for k, v in self if v is not None}
@@ -260,7 +254,6 @@ class Constraint(str, Enum):
     COMPUTE_CAPABILITY = "compute_capability"
     UNAVAILABLE = "unavailable"
     FAILED_BEFORE = "failed_before"
-    PIN = "pin"
 
 
 class Rejection(Frozen):
@@ -271,12 +264,6 @@ class Rejection(Frozen):
     limit: float | None = None
     unit: str = ""
     reason: str
-
-    @property
-    def excess(self) -> float | None:
-        if self.needed is None or self.limit is None:
-            return None
-        return self.needed - self.limit
 
 
 class Scored(Frozen):

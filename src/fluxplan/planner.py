@@ -19,7 +19,7 @@ from fluxplan.models import (GPU, Budget, Candidate, Compile, Constraint, Estima
 from fluxplan.solve import solve
 
 DEFAULT_RAM_GIB = 32.0
-DEFAULT_GPU = "4090"  # what `explain` plans for when there is no GPU to read and none is named
+DEFAULT_GPU = "NVIDIA GeForce RTX 4090"  # what `explain` plans for when there is no GPU to read and none is named
 _GROUP = (Offload.GROUP_BLOCK, Offload.GROUP_LEAF)
 
 

@@ -73,14 +73,6 @@ class Family(BaseModel):
     def vae_params(self) -> int:
         return vae_count(self.vae)
 
-    @property
-    def hidden(self) -> int:
-        return self.transformer["num_attention_heads"] * self.transformer["attention_head_dim"]
-
-    @property
-    def blocks(self) -> tuple[int, int]:
-        return self.transformer["num_layers"], self.transformer["num_single_layers"]
-
 
 def transformer_counts(c: dict) -> LayerCounts:
     d = c["num_attention_heads"] * c["attention_head_dim"]

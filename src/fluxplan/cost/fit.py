@@ -47,11 +47,10 @@ def profile_fits(raw: dict) -> dict:
 
 
 def refit_profile(path: Path) -> None:
-    raw = json.loads(path.read_text())
-    raw["fits"] = profile_fits(raw)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(raw, indent=1) + "\n")
-    tmp.replace(path)
+    """Refit a profile file in place (validated, written atomically: see profiling.build.write_profile)."""
+    from fluxplan.profiling.build import write_profile
+
+    write_profile(json.loads(path.read_text()), path)
 
 
 def catalog_curve(raw: dict) -> dict:

@@ -162,13 +162,19 @@ class CostModel:
         return self._memo(("w", fmt.key, component), self._weights, fmt, component)
 
     def _weights(self, fmt: Format, component: str) -> float:
-        if component == "transformer" and self.family.key in ("dev", "schnell", "kontext"):
-            measured = [p.weights_gib for pts in _forward_index(self.profile).values() for p in pts
-                        if p.format == fmt.key and p.weights_gib]
-            if measured:
-                return measured[0] * self.family.transformer_params.total / find_family("dev").transformer_params.total
+        measured = self._measured_point(fmt) if component == "transformer" else None
+        if measured is not None:
+            return measured.weights_gib * self.family.transformer_params.total / find_family("dev").transformer_params.total
         counts = self.family.transformer_params if component == "transformer" else self.family.t5_params
         return fmt.weight_gib(counts)
+
+    def _measured_point(self, fmt: Format):
+        """The profile's forward point holding this format's transformer weights as measured (full-size
+        families only: the tiny test family has other shapes)."""
+        if self.family.key not in ("dev", "schnell", "kontext"):
+            return None
+        return next((p for pts in _forward_index(self.profile).values() for p in pts
+                     if p.format == fmt.key and p.weights_gib), None)
 
     def decode(self, tiling: bool) -> tuple[float, float]:
         """(seconds, GiB reserved) of decoding one call's images: the nearest measured size, scaled by pixels.
@@ -338,26 +344,32 @@ class CostModel:
         req = self.request
         per_image, first = self.latency(t, req)
         tf = self.catalog.formats[c.transformer]
-        weights = WeightsBreakdown.model_construct(transformer=t.on_gpu[0], text_encoder_2=t.on_gpu[1], text_encoder=t.on_gpu[2],
-                                   vae=t.on_gpu[3])
+        weights = WeightsBreakdown.model_construct(transformer=t.on_gpu[0], text_encoder_2=t.on_gpu[1],
+                                                   text_encoder=t.on_gpu[2], vae=t.on_gpu[3])
         listed = weights.transformer + weights.text_encoder_2 + weights.text_encoder + weights.vae
         act = t.act_denoise if t.peak_phase == 1 else 0.0
         dec = t.act_decode if t.peak_phase == 2 else 0.0
-        overhead = t.peak - listed - act - dec
         memory = MemoryBreakdown.model_construct(weights_gib=weights, denoise_activations_gib=act, vae_decode_gib=dec,
-                                 overhead_gib=overhead, peak_phase=("encode", "denoise", "decode")[t.peak_phase])
-        latency = LatencyBreakdown.model_construct(text_encode_s=t.encode_s, denoise_step_s=t.step_s, denoise_s=t.step_s * req.steps,
-                                   vae_decode_s=t.decode_s, offload_transfer_s=t.transfer_s, one_off_s=t.one_off_s,
-                                   one_off_per_image_s=t.one_off_s / req.images)
-        _, _, step_src = self.forward(tf, c.compile)
+                                                 overhead_gib=t.peak - listed - act - dec,
+                                                 peak_phase=("encode", "denoise", "decode")[t.peak_phase])
+        latency = LatencyBreakdown.model_construct(text_encode_s=t.encode_s, denoise_step_s=t.step_s,
+                                                   denoise_s=t.step_s * req.steps, vae_decode_s=t.decode_s,
+                                                   offload_transfer_s=t.transfer_s, one_off_s=t.one_off_s,
+                                                   one_off_per_image_s=t.one_off_s / req.images)
+        _, _, step_src = self._memo(("fwd", tf.key, c.compile), self.forward, tf, c.compile)
         kind = "measured" if self.measured_here and step_src.startswith("measured") else "derived"
+        measured_w = self._measured_point(tf)
+        weights_src = (Provenance.model_construct(kind="measured", source=measured_w.source) if measured_w else
+                       Provenance.model_construct(kind="derived", source=f"parameter counts of {self.family.title}'s "
+                                                  f"configs x bits per weight ({tf.bits_source})"))
+        context = self.profile.memory.context_gib
         sources = {
             "denoise_step": Provenance.model_construct(kind=kind, source=step_src),
-            "weights": Provenance.model_construct(kind="derived", source=f"parameter counts of {self.family.title}'s configs x "
-                                  f"bits per weight ({tf.bits_source})"),
-            "activations": Provenance.model_construct(kind="derived", source=f"linear in tokens x batch, from {self.profile.gpu}'s profile"),
-            "context": Provenance.model_construct(kind=self.profile.memory.context_gib.kind, source=self.profile.memory.context_gib.source),
+            "weights": weights_src,
+            "activations": Provenance.model_construct(kind="derived", source="linear in tokens x batch, from "
+                                                      f"{self.profile.gpu}'s profile"),
+            "context": Provenance.model_construct(kind=context.kind, source=context.source),
         }
-        return Estimate.model_construct(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first, quality=t.quality,
-                        expected_lpips=t.lpips, quality_source=t.quality_source, memory=memory, latency=latency,
-                        host_ram_gib=t.host_gib, sources=sources)
+        return Estimate.model_construct(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first,
+                                        quality=t.quality, expected_lpips=t.lpips, quality_source=t.quality_source,
+                                        memory=memory, latency=latency, host_ram_gib=t.host_gib, sources=sources)

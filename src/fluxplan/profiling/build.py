@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
 T5_CLIP_VAE = 8.87 + 0.23 + 0.16  # bf16 T5-XXL, CLIP-L and VAE weights (GiB): the matrix keeps T5 in bf16
