@@ -3,7 +3,8 @@
 ("fluxplan: error: ..."), no traceback, nothing written to the output directory, and no foreign code run (a
 pickle's payload or a module named by model_index.json leaves a sentinel file when it runs).
 
-    .venv/bin/python benchmarks/hostile_inputs.py            # prints the Markdown table of docs/RELIABILITY.md
+    .venv/bin/python benchmarks/hostile_inputs.py            # prints its section of docs/RELIABILITY.md
+    .venv/bin/python benchmarks/hostile_inputs.py --write docs/RELIABILITY.md   # replaces that section
 
 Model cases copy one tiny synthetic pipeline (built once, with its Q8_0 GGUF file) and corrupt the copy; each case
 gets its own FLUXPLAN_CACHE (the run store records failed plans: a shared store would change later cases' plans),
@@ -551,7 +552,7 @@ def gaps(outcomes: list[Outcome]) -> str:
     return "\n".join(out) if out else "(none)"
 
 
-INTRO = """# Reliability: hostile and broken inputs
+INTRO = """## Hostile and broken inputs
 
 Every bad input fluxplan can be given, on the command line, through the Python API, in a profile file, in a model
 directory or in a weight file, should end the same way: **exit code 2, one line on stderr
@@ -572,7 +573,7 @@ command's progress and are counted in the "other stderr" column, not against the
 
 Regenerate (about 3 minutes on 2 CPU cores; no GPU needed):
 
-    .venv/bin/python benchmarks/hostile_inputs.py > docs/RELIABILITY.md
+    .venv/bin/python benchmarks/hostile_inputs.py --write docs/RELIABILITY.md   # this section only
 
 `tests/test_hostile_inputs.py` runs a subset of these cases and holds them to the bar; the gaps below are marked
 `xfail(strict=True)` there, so the test fails once one is fixed (then drop its mark).
@@ -584,16 +585,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fluxplan-hostile-") as tmp:
         outcomes = run_cases(CASES, Path(tmp))
     seconds = time.monotonic() - t0
-    print(INTRO)
-    print("## Cases")
-    print()
-    print(table(outcomes))
-    print()
-    print(summary(outcomes, seconds) + ".")
-    print()
-    print("## Gaps")
-    print()
-    print(gaps(outcomes))
+    text = "\n".join([INTRO, "### Cases", "", table(outcomes), "", summary(outcomes, seconds) + ".", "", "### Gaps", "",
+                      gaps(outcomes)])
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from docsection import write_section
+
+        write_section(Path(sys.argv[2]), "hostile", text)
+    else:
+        print(text)
     return 0
 
 

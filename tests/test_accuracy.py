@@ -1,6 +1,10 @@
 """Predictions against held-out measurements: recompute the planner's estimates for every committed
-validation run (benchmarks/results/*/validate.jsonl, measured on an H100) and hold them to the bounds."""
+validation run (benchmarks/results/*/validate.jsonl) and hold them to the bounds: against the profile of the
+GPU measured (peak -3/+5 %, step time ±15 %), and against another GPU's profile scaled by the spec database
+(latency ±30 %, peak -3/+5 %). The scaled path itself is checked on made-up results folders."""
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,14 +14,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
 
-RUNS = sorted(ROOT.glob("benchmarks/results/*/validate.jsonl"))
+H100_RESULTS = ROOT / "benchmarks" / "results" / "h100-2026-11-22"
+H100_PROFILE = Path("profiles") / "nvidia-h100-80gb-hbm3.json"
+H100 = "NVIDIA H100 80GB HBM3"
+PROFILES = accuracy.repo_profiles()
+PAIRS = accuracy.pairs(PROFILES)
+MEASURED = [p for p in PAIRS if not p[3]]
+SCALED = [p for p in PAIRS if p[3]]
 
 
-@pytest.fixture(scope="module", params=RUNS, ids=[p.parent.name for p in RUNS])
+def _ids(pairs):
+    return [f"{folder.name}-from-{Path(profile).stem}" for folder, profile, _, _ in pairs]
+
+
+@pytest.fixture(scope="module", params=MEASURED, ids=_ids(MEASURED))
 def rows(request):
-    rows = accuracy.compare(request.param)
+    folder, profile, gpu, _ = request.param
+    rows = accuracy.compare(folder, [PROFILES[profile]], gpu)
     assert len(rows) >= 10, "a validation run with too few successful rows"
+    assert not any(r["scaled"] for r in rows)
     return rows
+
+
+def test_the_h100_results_are_compared_with_the_h100_profile():
+    assert (H100_RESULTS, H100_PROFILE, H100, False) in PAIRS
 
 
 def test_peak_memory_is_never_under_predicted_by_more_than_3_percent(rows):
@@ -39,6 +59,170 @@ def test_step_time_is_within_15_percent(rows):
 
 
 def test_the_committed_report_is_current():
-    for run in RUNS:
-        doc = (ROOT / "docs" / "ACCURACY.md").read_text()
-        assert doc == accuracy.report(accuracy.compare(run), run.relative_to(ROOT))
+    assert (ROOT / "docs" / "ACCURACY.md").read_text() == accuracy.document()
+
+
+# ------------------------------------------------------------------ committed results of a scaled GPU
+
+
+@pytest.fixture(scope="module", params=SCALED, ids=_ids(SCALED))
+def scaled_rows(request):
+    folder, profile, gpu, _ = request.param
+    rows = accuracy.compare(folder, [PROFILES[profile]], gpu)
+    assert len(rows) >= 5, "a validation run with too few successful rows"
+    assert all(r["scaled"] for r in rows)
+    return rows
+
+
+def test_scaled_latency_is_within_30_percent(scaled_rows):
+    off = [(r["label"], r["width"], r["height"], r["batch"], round(r["latency_err"], 3)) for r in scaled_rows
+           if not accuracy.latency_within(r)]
+    assert not off
+
+
+def test_scaled_peak_memory_is_within_bounds(scaled_rows):
+    off = [(r["label"], r["width"], r["height"], r["batch"], round(r["peak_err"], 3)) for r in scaled_rows
+           if not accuracy.peak_within(r)]
+    assert not off
+
+
+# ------------------------------------------------------------------ the scaled path, on made-up results
+
+
+def _h100():
+    from fluxplan.catalog.gpus import find_gpu
+
+    return find_gpu(H100)
+
+
+def _profile():
+    return PROFILES[H100_PROFILE]
+
+
+def _fake_results(tmp_path: Path, gpu: str, change=None, name: str = "fake") -> Path:
+    """The H100's validation rows, without the first (cold) row of each build, relabelled as measured on `gpu`;
+    `change(row)` alters rows."""
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    seen, rows = set(), []
+    for r in accuracy.load_rows(H100_RESULTS):
+        if not r.get("ok"):
+            continue
+        key = (r["transformer"], r["text_encoder_2"], r["text_encoder_placement"], r["offload"])
+        if key not in seen or r["text_encoder_placement"] == "free":  # the first shape of a build, cold
+            seen.add(key)
+            continue
+        r = {**r, "gpu": gpu}
+        if change is not None:
+            change(r)
+        rows.append(r)
+    (folder / "validate.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+NUMBERS = ("pred_peak", "pred_step", "pred_latency", "peak_err", "step_err", "latency_err")
+
+
+def test_scaling_to_a_gpu_with_the_same_specs_gives_the_unscaled_numbers():
+    twin = _h100().model_copy(update={"name": "Twin of the H100"})
+    direct = accuracy.compare(H100_RESULTS)
+    scaled = accuracy.compare(H100_RESULTS, [_profile()], twin)
+    assert len(direct) == len(scaled) >= 10
+    assert not any(r["scaled"] for r in direct) and all(r["scaled"] for r in scaled)
+    for a, b in zip(direct, scaled):
+        assert [b[k] for k in NUMBERS] == pytest.approx([a[k] for k in NUMBERS], rel=1e-12), a["label"]
+
+
+def test_scaled_predictions_follow_the_specs():
+    """Twice the tensor throughput halves compute-bound latency; twice the PCIe halves offload transfers;
+    memory does not change."""
+    twin = _h100().model_copy(update={"name": "Twin of the H100"})
+    fast = twin.model_copy(update={"name": "Fast H100", "bf16_tflops": 2 * twin.bf16_tflops,
+                                   "fp8_tflops": 2 * twin.fp8_tflops, "int8_tops": 2 * twin.int8_tops,
+                                   "pcie_lanes": 2 * twin.pcie_lanes})
+    base = accuracy.compare(H100_RESULTS, [_profile()], twin)
+    quick = accuracy.compare(H100_RESULTS, [_profile()], fast)
+    for a, b in zip(base, quick):
+        assert b["pred_peak"] == pytest.approx(a["pred_peak"], rel=1e-12)
+        if a["offload"] in ("none", "group-leaf"):
+            assert b["pred_step"] == pytest.approx(a["pred_step"] / 2, rel=1e-9), a["label"]
+        if a["offload"] == "none":
+            assert b["pred_latency"] == pytest.approx(a["pred_latency"] / 2, rel=1e-9), a["label"]
+    assert any(a["offload"] == "model" for a in base)
+
+
+def test_the_h200_is_predicted_from_the_h100_profile(tmp_path):
+    """The results name their GPU; the H200 (same dense throughput as the H100 SXM, more memory bandwidth) gets
+    the H100's step times from the H100 profile alone, and the H100's measurements fall within the bounds."""
+    folder = _fake_results(tmp_path, "NVIDIA H200")
+    assert accuracy.results_gpu(folder) == "NVIDIA H200"
+    rows = accuracy.compare(folder, [_profile()])
+    h100 = {(r["label"], r["width"], r["height"], r["batch"], r["text_tokens"]): r
+            for r in accuracy.compare(H100_RESULTS)}
+    assert rows and all(r["scaled"] and r["profile_gpu"] == H100 for r in rows)
+    for r in rows:
+        same = h100[(r["label"], r["width"], r["height"], r["batch"], r["text_tokens"])]
+        assert r["pred_step"] == pytest.approx(same["pred_step"], rel=1e-9)
+        assert r["pred_peak"] == pytest.approx(same["pred_peak"], rel=1e-9)
+    assert all(accuracy.latency_within(r) and accuracy.peak_within(r) for r in rows)
+
+
+def test_a_wrong_measurement_exceeds_the_bounds(tmp_path):
+    def change(r):
+        if (r["transformer"], r["offload"], r["width"], r["height"], r["batch"]) == ("bf16", "none", 1536, 1536, 1):
+            r["step_s"] *= 2  # the H200 "measured" twice as slow: predicted latency about -50 %
+            r["first_step_s"] *= 2
+        if (r["transformer"], r["width"], r["height"]) == ("bnb-nf4", 2048, 2048):
+            r["peak_nvml_gib"] *= 1.10  # memory under-predicted by about 9 %
+
+    folder = _fake_results(tmp_path, "NVIDIA H200", change)
+    rows = accuracy.compare(folder, [_profile()])
+    slow = [r for r in rows if not accuracy.latency_within(r)]
+    assert [(r["label"], r["width"], r["height"]) for r in slow] == [("bf16 + T5 bf16", 1536, 1536)]
+    assert slow[0]["latency_err"] < -accuracy.SCALED_ERR
+    low = [r for r in rows if not accuracy.peak_within(r)]
+    assert [(r["label"], r["width"]) for r in low] == [("bnb-nf4 + T5 bf16", 2048)]
+    text = accuracy.section(folder, H100_PROFILE, "NVIDIA H200", True, PROFILES)
+    table = [line for line in text.splitlines() if line.startswith("| bf16 + T5 bf16 | 1536x1536 |")]
+    assert table and table[0].endswith("| **no** | yes |")
+    assert f"{len(rows) - 1} of {len(rows)} within ±30%" in text
+
+
+def test_the_sweep_is_compared_component_by_component(tmp_path):
+    sweep = json.loads((H100_RESULTS / "sweep.json").read_text())
+    same = accuracy.compare_sweep({**sweep, "gpu": "NVIDIA H200"}, [_profile()])
+    forward = [c for c in same if c["what"] == "forward bf16"]
+    assert len(forward) == len(sweep["forward"]) and all(abs(c["err"]) < 0.05 for c in forward)
+    assert {c["what"] for c in same} >= {"VAE decode", "VAE decode tiled", "T5 encode"}
+    slower = {**sweep, "gpu": "NVIDIA H200",
+              "forward": [{**p, "seconds": p["seconds"] * 1.6} for p in sweep["forward"]]}
+    off = [c for c in accuracy.compare_sweep(slower, [_profile()]) if c["what"] == "forward bf16"]
+    assert all(c["err"] < -accuracy.SCALED_ERR for c in off)
+
+
+def test_the_page_gets_a_scaled_section_once_another_gpu_is_measured(tmp_path, monkeypatch):
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(ROOT / H100_PROFILE, tmp_path / H100_PROFILE)
+    results = tmp_path / "benchmarks" / "results"
+    shutil.copytree(H100_RESULTS, results / H100_RESULTS.name)
+    monkeypatch.setattr(accuracy, "ROOT", tmp_path)
+    assert "## Scaled: a GPU predicted from another GPU's profile" in accuracy.document()
+    folder = _fake_results(results, "NVIDIA H200", name="h200-2099-01-01")
+    sweep = json.loads((H100_RESULTS / "sweep.json").read_text())
+    (folder / "sweep.json").write_text(json.dumps({**sweep, "gpu": "NVIDIA H200"}))
+    assert [(p[0].name, p[3]) for p in accuracy.pairs()] == [(H100_RESULTS.name, False), (folder.name, True)]
+    page = accuracy.document()
+    assert f"## Measured: {H100} against its own profile" in page
+    assert f"## Scaled: NVIDIA H200 predicted from the {H100} profile alone" in page
+    assert "benchmarks/results/h200-2099-01-01" in page and "| forward bf16 |" in page
+    assert "another GPU's profile\n" not in page
+
+
+def test_the_command_line_prints_one_scaled_section(tmp_path, monkeypatch, capsys):
+    folder = _fake_results(tmp_path, "NVIDIA H200")
+    monkeypatch.setattr(sys, "argv", ["accuracy.py", "--results", str(folder), "--profiles",
+                                      str(ROOT / H100_PROFILE), "--gpu", "NVIDIA H200"])
+    accuracy.main()
+    out = capsys.readouterr().out
+    assert out.startswith(f"## Scaled: NVIDIA H200 predicted from the {H100} profile alone")
+    assert "within ±30%" in out

@@ -171,6 +171,7 @@ def test_every_listed_format_key_resolves_to_a_backend():
 def test_vae_tiling_and_regional_compile_are_applied(tiny):
     built = build(candidate(compile=Compile.REGIONAL, tiling=True), tiny, device="cpu")
     assert built.pipe.vae.use_tiling
+    assert built.pipe.vae.use_slicing  # one image at a time, as the cost model's tiled decode assumes
     blocks = list(built.pipe.transformer.transformer_blocks) + list(built.pipe.transformer.single_transformer_blocks)
     assert all(b._compiled_call_impl is not None for b in blocks)
     assert built.pipe.transformer._compiled_call_impl is None

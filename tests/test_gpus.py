@@ -64,8 +64,13 @@ def test_anchor_figures():
         989.4, 1978.9, 3350.0, 5, 9.0)
     assert h100.vram_gib == pytest.approx(81559 / 1024, abs=0.01)
     h200 = find_gpu("h200")
-    assert (h200.bf16_tflops, h200.mem_bw_gbs) == (989.4, 4800.0)
+    assert (h200.bf16_tflops, h200.fp8_tflops, h200.mem_bw_gbs, h200.pcie_gen, h200.compute_capability) == (
+        989.4, 1978.9, 4800.0, 5, 9.0)  # the H100 SXM's dense compute, more and faster memory
     assert h200.vram_gib == pytest.approx(143771 / 1024, abs=0.01)
+    nvl = find_gpu("h200 nvl")
+    assert (nvl.bf16_tflops, nvl.fp8_tflops, nvl.mem_bw_gbs) == (835.5, 1670.5, 4800.0)
+    for nvml, want in (("NVIDIA H200", h200), ("NVIDIA H200 NVL", nvl)):  # as NVML names them
+        assert match_nvml_name(nvml, 143771) == want
     a100 = find_gpu("a100")
     assert (a100.bf16_tflops, a100.fp8_tflops, a100.mem_bw_gbs, a100.compute_capability) == (312.0, None, 2039.0, 8.0)
     l4 = find_gpu("l4")

@@ -59,7 +59,7 @@ def _negative_step(rows):
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda d: (d / "sweep.json").unlink(), "no sweep.json"),
+    (lambda d: [(d / n).unlink() for n in ("sweep.json", "blocks.json")], "no blocks.json, and no sweep.json"),
     (_edit_matrix(lambda rows: [r for r in rows if r["format"] != "bf16"]), "cannot make a profile"),
     (_edit_matrix(_negative_step), "seconds"),
 ])

@@ -43,7 +43,7 @@ def test_store_uses_wal_and_a_schema_version(tmp_path):
     # WAL is a property of the database file: a plain connection sees it too
     with sqlite3.connect(tmp_path / "runs.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
 
 
 def test_default_location_follows_fluxplan_cache(tmp_path, monkeypatch):
@@ -87,6 +87,39 @@ def test_failed_candidates_come_back_for_their_gpu_and_shape(tmp_path):
         assert store.failed_candidates("A", (1024, 1024, 2)) == set()
         assert store.failed_candidates("B", (1024, 1024)) == {Q4}
         assert store.failed_candidates("C", (1024, 1024)) == set()
+
+
+def test_a_failure_bans_its_plan_only_with_as_little_memory_as_it_had(tmp_path):
+    with Store(tmp_path) as store:
+        store.record_failure(gpu="A", shape=(1024, 1024, 1), candidate=NF4, phase="denoise", error="OOM", vram_gib=12.0)
+        store.record_failure(gpu="A", shape=(1024, 1024, 1), candidate=Q4, phase="load", error="x")  # any memory
+        assert store.failed_candidates("A", (1024, 1024, 1), vram_gib=8.0) == {NF4, Q4}
+        assert store.failed_candidates("A", (1024, 1024, 1), vram_gib=12.1) == {NF4, Q4}  # free memory wobbles
+        assert store.failed_candidates("A", (1024, 1024, 1), vram_gib=24.0) == {Q4}  # more memory: try it again
+        assert store.failed_candidates("A", (1024, 1024, 1)) == {NF4, Q4}
+
+
+def test_a_schema_1_store_gains_the_failures_memory_column(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    with sqlite3.connect(db) as conn:  # the failures table as schema 1 wrote it, with one row
+        conn.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            CREATE TABLE failures (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, gpu TEXT NOT NULL,
+                height INTEGER NOT NULL, width INTEGER NOT NULL, batch INTEGER NOT NULL, candidate TEXT NOT NULL,
+                transformer TEXT NOT NULL, text_encoder_2 TEXT NOT NULL, offload TEXT NOT NULL,
+                compile TEXT NOT NULL, vae_tiling INTEGER NOT NULL, placement TEXT NOT NULL, phase TEXT NOT NULL,
+                error TEXT NOT NULL);""")
+        conn.execute("INSERT INTO failures (time, gpu, height, width, batch, candidate, transformer, text_encoder_2,"
+                     " offload, compile, vae_tiling, placement, phase, error) VALUES ('t', 'A', 1024, 1024, 1, ?,"
+                     " 'bf16', 'bf16', 'none', 'none', 0, 'resident', 'load', 'OOM')",
+                     ('{"compile": "none", "offload": "none", "text_encoder_2": "bf16", "text_encoder_placement": '
+                      '"resident", "transformer": "bf16", "vae_tiling": false}',))
+    with Store(tmp_path) as store:
+        assert store.schema_version == 2
+        assert store.failed_candidates("A", (1024, 1024, 1), vram_gib=80.0) == {BF16}  # old rows: any memory
+        store.record_failure(gpu="A", shape=(1024, 1024, 1), candidate=NF4, phase="load", error="x", vram_gib=8.0)
+        assert store.failed_candidates("A", (1024, 1024, 1), vram_gib=80.0) == {BF16}
 
 
 def test_a_store_from_a_newer_schema_is_refused(tmp_path):

@@ -2,9 +2,16 @@
 they cost, to compare with the planner's predictions (benchmarks/accuracy.py -> docs/ACCURACY.md).
 
 Each configuration is built once (in its own process) and run at several shapes, smallest first, with the
-allocator's cache emptied between shapes.
+allocator's cache emptied between shapes. Before the first shape each build runs once, unrecorded, at 512x512
+for one step (`--no-warmup` leaves that out, as the H100 run of 2026-11-22 did: its first row of each build
+carries CUDA and cuBLAS warm-up in the encode and the first step).
 
     python benchmarks/gpu/validate.py --model .devcache/synthetic/dev-s0 --out $OUT --deadline 540
+    python benchmarks/gpu/validate.py --model .devcache/synthetic/dev-s0 --out $OUT --configs scaling --deadline 290
+
+`--configs` picks configurations by index into CONFIGS ("0,1,2") or by a name of SETS ("scaling").
+Each row records the GPU, the versions, and `elapsed_s` (seconds since its build's process started), for
+planning subsets.
 """
 
 from __future__ import annotations
@@ -34,11 +41,37 @@ CONFIGS = [
     ("bf16", "bf16", "offload", "sequential", False, [S768]),
 ]
 STEPS = 3
+STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's start, imports included
+# Named subsets. "scaling" (checking a GPU predicted from another GPU's profile): resident bf16 and NF4 at every
+# shape, and group-leaf offload (PCIe-bound): 12 rows. Estimated from the H100 rows of 2026-11-22 (which carry no
+# wall clock): loads of 23 + 28 + 21 s, 10 to 15 s of stage time per build, plus each process's start and
+# imports: about 3 minutes. Model offload (config 3) adds about 10 s per shape moving the transformer in; its
+# 2048x2048 shape did not finish before that run's deadline.
+SETS = {"all": list(range(len(CONFIGS))), "scaling": [0, 1, 2], "resident": [0, 1], "offload": [2, 3, 7]}
 
 
-def child(index: int, model: Path, out: Path) -> None:
+def select(spec: str | None) -> list[int]:
+    """Config indices from "0,1,2", a name of SETS, or a mix ("scaling,3"); None: all."""
+    if spec is None:
+        return list(range(len(CONFIGS)))
+    picked: list[int] = []
+    for part in (x.strip() for x in spec.split(",")):
+        if not part:
+            continue
+        if part in SETS:
+            picked += SETS[part]
+        elif part.isdigit() and int(part) < len(CONFIGS):
+            picked.append(int(part))
+        else:
+            raise SystemExit(f"--configs {spec!r}: {part!r} is neither an index below {len(CONFIGS)} "
+                             f"nor one of {', '.join(SETS)}")
+    return list(dict.fromkeys(picked))
+
+
+def child(index: int, model: Path, out: Path, warmup: bool = True) -> None:
     import gc
 
+    import diffusers
     import torch
 
     from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
@@ -50,12 +83,20 @@ def child(index: int, model: Path, out: Path) -> None:
     gguf = ensure_gguf(model, "dev", tf.split("-", 1)[1].upper(), device="cuda") if tf.startswith("gguf-") else None
     c = Candidate(tf, t5, TextEncoderPlacement(placement), Offload(offload), Compile.NONE, tiling)
     base = {"transformer": tf, "text_encoder_2": t5, "text_encoder_placement": placement, "offload": offload,
-            "vae_tiling": tiling, "steps": STEPS}
+            "vae_tiling": tiling, "steps": STEPS, "config": index, "gpu": torch.cuda.get_device_name(0),
+            "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": warmup}
     try:
         built = build(c, model, device="cuda")
     except Exception as e:
-        _write(out, {**base, "ok": False, "error": f"build: {type(e).__name__}: {e}"[:300]})
+        _write(out, {**base, "ok": False, "error": f"build: {type(e).__name__}: {e}"[:300],
+                     "elapsed_s": time.monotonic() - STARTED})
         return
+    if warmup:  # not recorded; "free" would release the text encoders, so the warm-up keeps them
+        try:
+            generate_images(built, "warm-up", height=512, width=512, steps=1, guidance=3.5, seed=0,
+                            placement="resident" if placement == "free" else placement, device="cuda")
+        except Exception as e:
+            base.update(warmup=False, warmup_error=f"{type(e).__name__}: {e}"[:200])
     for w, h, batch, tokens in shapes:
         row = {**base, "width": w, "height": h, "batch": batch, "text_tokens": tokens, "load_s": built.load_s}
         gc.collect()
@@ -71,6 +112,7 @@ def child(index: int, model: Path, out: Path) -> None:
                        context_gib=m.context_gib)
         except Exception as e:
             row.update(ok=False, error=f"{type(e).__name__}: {e}"[:300])
+        row["elapsed_s"] = time.monotonic() - STARTED
         _write(out, row)
         print(json.dumps({k: row.get(k) for k in ("transformer", "offload", "width", "height", "batch", "ok",
                                                   "step_s", "peak_nvml_gib", "error")}), flush=True)
@@ -92,20 +134,23 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--deadline", type=float, default=540)
     ap.add_argument("--child", type=int)
-    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--start", type=int, default=0, help="skip configurations below this index")
+    ap.add_argument("--configs", help=f"indices into CONFIGS and/or names of sets ({', '.join(SETS)}), "
+                                      "comma-separated; default all")
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false")
     args = ap.parse_args()
     if args.child is not None:
-        child(args.child, Path(args.model), Path(args.out))
+        child(args.child, Path(args.model), Path(args.out), args.warmup)
         return
     deadline = time.monotonic() + args.deadline
-    for i in range(args.start, len(CONFIGS)):
+    for i in [i for i in select(args.configs) if i >= args.start]:
         left = deadline - time.monotonic()
         if left < 45:
             print(f"deadline: stopping before config {i}", flush=True)
             break
         try:
-            subprocess.run([sys.executable, __file__, "--child", str(i), "--model", args.model, "--out", args.out],
-                           timeout=left)
+            subprocess.run([sys.executable, __file__, "--child", str(i), "--model", args.model, "--out", args.out]
+                           + ([] if args.warmup else ["--no-warmup"]), timeout=left)
         except subprocess.TimeoutExpired:
             _write(Path(args.out), {"config": i, "ok": False, "error": "timeout"})
 

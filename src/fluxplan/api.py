@@ -174,6 +174,10 @@ def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list
     _check_pins_usable(plan_options, where.device)
     if not where.on_cpu and "observations" not in plan_options:
         plan_options["observations"] = observations(where.name)
+    if not where.on_cpu and "cpu_tflops" not in plan_options:  # T5 placed on the CPU: how fast it really is here
+        from fluxplan.run.hostprobe import cpu_tflops
+
+        plan_options["cpu_tflops"] = cpu_tflops()
     p = plan(gpu, model=fam.key, installed=usable_backends(where.device), **plan_options)
     return p, notes
 
@@ -198,7 +202,7 @@ def previous_failure(store, where: Target, p: Plan) -> str | None:
     """A note when the chosen candidate already failed on this device for this shape (the store knows)."""
     if store is None:
         return None
-    if p.choice in store.failed_candidates(where.name, (p.request.height, p.request.width, p.request.batch)):
+    if p.choice in store.failed_candidates(where.name, p.request, p.budget.vram_gib):
         return (f"this plan failed on {where.name} at {p.request.width}x{p.request.height} before "
                 "(see the store's failures); trying again")
     return None
@@ -234,16 +238,29 @@ def build_plan(p: Plan, model: str | Path, where: Target, *, gguf_file: Path | N
 
 
 def plan_for(model: str | Path = "dev", *, device: str | None = None, **plan_options) -> tuple[Plan, Target, list[str]]:
-    """Probe and decide only: the plan `generate` would run, where it would run, and notes."""
+    """Probe and decide only: the plan `generate` would run, where it would run, and notes. With vram= on a GPU,
+    this process is held to that much memory from here on (run.memory.cap_memory)."""
     where = target(device)
+    capped = hold_to(where, plan_options.get("vram"))
     p, notes = decide(model, where, **plan_options)
-    return p, where, notes
+    return p, where, capped + notes
+
+
+def hold_to(where: Target, vram: float | None) -> list[str]:
+    """A pinned VRAM on a GPU is a promise: cap the allocator there, so the run cannot take more."""
+    if vram is None or where.on_cpu:
+        return []
+    from fluxplan.run.memory import cap_memory
+
+    note = cap_memory(where.device, vram)
+    return [note] if note else []
 
 
 def load(plan: Plan | None = None, *, model: str | Path = "dev", device: str | None = None,
          gguf_file: Path | None = None, **plan_options):
     """A built pipeline (builder.Built) for `plan`, or for the plan made from `plan_options` here."""
     where = target(device)
+    hold_to(where, plan_options.get("vram"))
     if plan is None:
         plan, _ = decide(model, where, **plan_options)
     return build_plan(plan, model, where, gguf_file=gguf_file)
@@ -361,7 +378,7 @@ def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str 
     p, where, notes = plan_for(model, device=device, **plan_options)
     db = _open_store(store)
     shape = (p.request.height, p.request.width, p.request.batch)
-    failed = db.failed_candidates(where.name, shape) if db is not None else set()
+    failed = db.failed_candidates(where.name, shape, p.budget.vram_gib) if db is not None else set()
     if (note := previous_failure(db, where, p)) is not None:  # plan again without what failed here before
         p, where, notes = plan_for(model, device=device, exclude=failed, **plan_options)
         notes.append(note.replace("; trying again", "; planned without it"))
@@ -421,12 +438,13 @@ def _attempt(p: Plan, on_decode_oom: DecodeOOM | None, events: list[RecoveryEven
             # the plan itself failed here (not the prompt, the disk, or the user's model files)
             if phase in CANDIDATE_PHASES and not isinstance(e, (ModelLoadError, MissingPackage, BadInput)):
                 db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=phase,
-                                  error=_one_line(e))
+                                  error=_one_line(e), vram_gib=p.budget.vram_gib)
         raise
     run_id, recovered = None, events[before:]  # this plan's own recoveries (VAE tiling in decode)
     if db is not None:
         for ev in recovered:  # this plan ran out of memory in decode here: never plan it so again
-            db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=ev.phase, error=ev.error)
+            db.record_failure(gpu=where.name, shape=p.request, candidate=p.choice, phase=ev.phase, error=ev.error,
+                              vram_gib=p.budget.vram_gib)
         run_id = db.record_run(run_record(where, p, str(model), seed=seed, guidance=guidance, built=built, m=m,
                                           recovered=recovered))
     return built, images, m, saved, run_id

@@ -71,7 +71,10 @@ class Candidate:
 
     def label(self) -> str:
         parts = [self.transformer, f"T5 {self.text_encoder_2}"]
-        if self.text_encoder_placement not in (TextEncoderPlacement.RESIDENT, TextEncoderPlacement.FOLLOWS_OFFLOAD):
+        implied = (TextEncoderPlacement.RESIDENT, TextEncoderPlacement.FOLLOWS_OFFLOAD)  # where the offload mode puts it
+        if self.text_encoder_placement not in implied or (
+                self.text_encoder_placement is TextEncoderPlacement.FOLLOWS_OFFLOAD
+                and self.offload in (Offload.GROUP_BLOCK, Offload.GROUP_LEAF)):  # T5 group-offloaded too
             parts[-1] += f" ({self.text_encoder_placement.value})"
         if self.offload is not Offload.NONE:
             parts.append(f"offload {self.offload.value}")
@@ -129,6 +132,10 @@ class Host(Frozen):
     ram_gib: float | None = Field(default=None, gt=0)
     cpu_tflops: float = Field(default=0.5, gt=0, description="achievable bf16/fp32 matmul rate of the CPU")
     disk_gbs: float = Field(default=2.0, gt=0, description="read bandwidth for loading weights")
+    unload_gib_s: float = Field(default=1.4, gt=0, description=(
+        "rate of moving weights from the GPU to pageable host memory, which T5 placement 'free' pays after each "
+        "encode (measured on the H100 machine, benchmarks/results/h100-2026-11-22/cards.jsonl: T5 and CLIP, "
+        "9.1 GiB, added 5.8-7.5 s to the encode)"))
 
 
 class Request(Frozen):

@@ -234,11 +234,13 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
          text_encoder_placement: str | None = None, offload: str | None = None, compile: str | None = None,
          vae_tiling: bool | None = None, installed: Iterable[str] | None = None,
          profiles: Iterable[Profile] | None = None, exclude: Iterable[Candidate] = (),
-         observations: Iterable[Observation] = ()) -> Plan:
+         observations: Iterable[Observation] = (), cpu_tflops: float | None = None) -> Plan:
     """Plan how to run a FLUX model on a GPU. Every argument of `fluxplan explain` has its keyword here.
     `installed`: the backend packages usable here (None: assume all); `exclude`: candidates known to fail on
     this GPU at this shape (the run store's failures), never chosen again; `observations`: runs measured on this
-    GPU (the run store's), which correct the predictions for the same configurations at nearby shapes."""
+    GPU (the run store's), which correct the predictions for the same configurations at nearby shapes;
+    `cpu_tflops`: this CPU's measured rate (run.hostprobe), else the cached measurement when planning for this
+    machine (gpu="auto"), else the default guess."""
     catalog = load_catalog()
     family = find_family(model)
     if resolution is not None:
@@ -250,12 +252,15 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
         gpu_facts = gpu_facts.model_copy(update={"vram_gib": vram})
     try:
         request = Request(model=family.key, height=height or 1024, width=width or 1024,
-                          steps=steps if steps is not None else family.default_steps, batch=batch, images=images,
+                          steps=steps if steps is not None else family.default_steps, batch=batch,
+                          images=max(images, batch) if images > 0 else images,  # a batch of N makes N images
                           text_tokens=text_tokens)
         budget = Budget(vram_gib=free if (free is not None and vram is None) else gpu_facts.vram_gib,
                         margin_gib=margin, latency_s=latency_budget, objective=Objective(objective),
                         quality_floor=quality_floor)
-        host = Host(ram_gib=ram)
+        if cpu_tflops is None and gpu in (None, "auto"):
+            cpu_tflops = _cached_cpu_tflops()
+        host = Host(ram_gib=ram, **({"cpu_tflops": cpu_tflops} if cpu_tflops else {}))
         pins = Pins(transformer=catalog.get(transformer).key if transformer else None,
                     text_encoder_2=catalog.get(text_encoder, "text_encoder_2").key if text_encoder else None,
                     text_encoder_placement=TextEncoderPlacement(text_encoder_placement) if text_encoder_placement else None,
@@ -267,7 +272,7 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
         raise BadInput(str(e)) from None
     if ram is None:
         probed = _probed_ram() if gpu in (None, "auto") else None
-        host = Host(ram_gib=probed or DEFAULT_RAM_GIB)
+        host = host.model_copy(update={"ram_gib": probed or DEFAULT_RAM_GIB})
         notes.append(f"host RAM read: {probed:.1f} GiB" if probed else
                      f"host RAM not given: offload plans assume {DEFAULT_RAM_GIB:g} GiB (set --ram)")
     profile, profile_gpu = nearest_profile(gpu_facts, profiles if profiles is not None else bundled_profiles())
@@ -287,6 +292,12 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
     result = solve(provider, budget, pins)
     return Plan.model_construct(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
                 profile=profile.gpu, profile_measured_here=cost.measured_here, **result)
+
+
+def _cached_cpu_tflops() -> float | None:
+    from fluxplan.run.hostprobe import cached_cpu_tflops
+
+    return cached_cpu_tflops()
 
 
 def _probed_ram() -> float | None:

@@ -9,12 +9,12 @@ import typer
 from fluxplan.errors import BadInput
 
 Gpu = Annotated[str, typer.Option("--gpu", help="GPU name from `fluxplan gpus` (e.g. 4090, 'rtx 4060 laptop', h100), or auto to read it with NVML.")]
-Vram = Annotated[Optional[float], typer.Option("--vram", help="VRAM to plan for, GiB (default: the card's; with --gpu auto, what is free).")]
+Vram = Annotated[Optional[float], typer.Option("--vram", help="VRAM to plan for, GiB (default: the card's; with --gpu auto, what is free). auto on a GPU also holds the run to it.")]
 Ram = Annotated[Optional[float], typer.Option("--ram", help="Host RAM, GiB (bounds CPU offload; default: read, or 32 for a named card).")]
 Model = Annotated[str, typer.Option("--model", help="dev | schnell | kontext | a local pipeline dir | a hub id | synthetic:tiny|dev|schnell.")]
 Resolution = Annotated[str, typer.Option("--resolution", help="WIDTHxHEIGHT, multiples of 16 in 256..4096.")]
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Denoising steps (default: the model's, 28 for dev, 4 for schnell).")]
-Batch = Annotated[int, typer.Option("--batch", help="Images per pipeline call.")]
+Batch = Annotated[int, typer.Option("--batch", help="Images per pipeline call (at least this many images are made).")]
 Images = Annotated[int, typer.Option("--images", help="Images wanted in all (one-off costs are spread over them).")]
 TextTokens = Annotated[Optional[int], typer.Option("--text-tokens", help="T5 sequence length (default: the model's max).")]
 Budget = Annotated[Optional[float], typer.Option("--latency-budget", help="Seconds per image the plan must meet.")]

@@ -7,20 +7,28 @@ from typing import Annotated, Optional
 
 import typer
 
+QUICK_DEADLINE, FULL_DEADLINE = 55.0, 590.0
+
 
 def profile(
     out: Annotated[Optional[Path], typer.Option("--out", help="Profile file to write (default: $FLUXPLAN_CACHE/profiles/<gpu>.json, which the planner reads first).")] = None,
-    from_results: Annotated[Optional[Path], typer.Option("--from-results", help="Build the profile from a folder of earlier measurements (sweep.json, matrix.jsonl) instead of measuring.")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Measure the bf16 curves and bf16 pipeline rows only, not every format.")] = False,
+    from_results: Annotated[Optional[Path], typer.Option("--from-results", help="Build the profile from a folder of earlier measurements (blocks.json; sweep.json, matrix.jsonl) instead of measuring.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Under a minute: blocks of bf16 and fp8 layerwise casting, T5 encode, VAE decode and the CUDA context; no whole pipeline (offload and the decode carry-over are then derived from the previous or the bundled profile, and say so).")] = False,
     results: Annotated[Optional[Path], typer.Option("--results", help="Folder for the raw measurements (default: a new folder in the cache).")] = None,
-    deadline: Annotated[float, typer.Option("--deadline", help="Seconds the pipeline matrix may take.")] = 540.0,
+    deadline: Annotated[Optional[float], typer.Option("--deadline", help=f"Seconds all measurements may take together (default {QUICK_DEADLINE:.0f} with --quick, else {FULL_DEADLINE:.0f}).")] = None,
 ) -> None:
-    """Measure this GPU's costs with synthetic FLUX.1-dev (or rebuild a profile from earlier measurements)."""
-    from fluxplan.profiling.run import measure, profile_path
+    """Measure this GPU's costs with synthetic FLUX.1-dev (or rebuild a profile from earlier measurements).
+
+    Every format the doctor finds usable is measured at the block level: one double-stream and one single-stream block at several token counts and batches, loaded through the same backends as `fluxplan auto`, extrapolated to the full 19 + 38 blocks. T5 encode, VAE decode and the CUDA context are measured alone; then a few whole bf16 pipelines (resident and under each offload mode) confirm the blocks and measure offload transfers and the allocator's carry-over.
+
+    Each stage's time is printed. The profile (fitted, validated, written atomically) is what the planner then uses first for this GPU.
+    """
     from fluxplan.profiling.build import build_from_results
+    from fluxplan.profiling.run import measure, profile_path
 
     if from_results is None:
-        from_results = measure(results, quick=quick, deadline=deadline)
+        limit = deadline if deadline is not None else (QUICK_DEADLINE if quick else FULL_DEADLINE)
+        from_results = measure(results, quick=quick, deadline=limit)
     target = out or profile_path(from_results)
     written = build_from_results(from_results, target)
     typer.echo(f"wrote {written}")

@@ -23,6 +23,12 @@ from fluxplan.models import (GPU, Candidate, Compile, Estimate, Host, LatencyBre
 TILE_PX = 1024  # the FLUX VAE's tile (config sample_size): tiling splits only images larger than this
 TILE_OVERLAP_COST = 1.78  # (1 / 0.75)^2: tiles overlap by a quarter
 HOST_BASE_GIB = 2.0
+# Fitted to the emulated-card matrix on the H100 (benchmarks/results/h100-2026-11-22/cards.jsonl: 50 pipeline runs,
+# `python benchmarks/gpu/cards.py residuals` prints the fit); the held-out set of docs/ACCURACY.md was not used.
+GROUP_STREAM_GIB = 0.15  # group offload with streams: the prefetched group beside the running one (768..1024: +0.1..0.24)
+LARGE_IMAGE_GIB_PER_KTOKEN = 0.09  # denoise and decode reserve beyond the linear terms, per 1000 image tokens of one
+#                                    image above 4096 (1536x1536: +0.3..+0.6 GiB in every offload mode)
+SEQUENTIAL_DECODE_SHARE = 0.55  # under sequential offload the decode phase reserves this share of the resident one
 
 
 _INDEX: dict[int, tuple[Profile, dict]] = {}
@@ -202,9 +208,9 @@ class CostModel:
 
     def encode_seconds(self, t5: Format, placement: TextEncoderPlacement) -> float:
         if placement is TextEncoderPlacement.CPU:
-            flops = 2 * self.family.t5_params.total * self.text_tokens * self.request.batch
+            flops = 2 * self.family.t5_params.total * self.text_tokens  # one prompt per call, repeated for the batch
             return flops / (self.host.cpu_tflops * 1e12)
-        e = self.profile.encode[0]
+        e = min(self.profile.encode, key=lambda e: abs(e.text_tokens - self.text_tokens))  # nearest measured
         return e.seconds * self.text_tokens / e.text_tokens * self.compute_scale["bf16"] * t5.speed.eager
 
     def offload_point(self, mode: Offload, fmt: Format) -> tuple[OffloadPoint, float]:
@@ -268,7 +274,7 @@ class CostModel:
             step, res = memo(("ostep", off, tf_key, c.compile), self.offload_step, off, tf, step)
             p, _ = memo(("opt", off, tf_key), self.offload_point, off, tf)
             enc_s += p.extra_seconds * (w_t5 + w_clip) / p.moved_gib * self.pcie_scale
-            phases = (res + enc_act, res + act, res + act_dec + reserve)
+            phases = (res + enc_act, res + act, (res + act_dec + reserve) * SEQUENTIAL_DECODE_SHARE)
             on = ((0.0, res, 0.0, 0.0), (res, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, res))
             host += w_tf + w_t5 + w_clip + w_vae
         else:
@@ -285,10 +291,15 @@ class CostModel:
             else:  # resident, or free: everything is placed at load; `free` releases T5 and CLIP after encoding
                 enc_on = (tf_res, w_t5, w_clip, w_vae)
                 cl = 0.0
+            if placement is TextEncoderPlacement.FREE_AFTER_ENCODE:  # T5 and CLIP move off the GPU after encoding
+                enc_s += (w_t5 + w_clip) / self.host.unload_gib_s
             run_on = (tf_res, w_t5 if resident else 0.0, w_clip if resident else cl, w_vae)
-            base = sum(run_on)
+            base = sum(run_on) + (GROUP_STREAM_GIB if off is not Offload.NONE else 0.0)
             phases = (sum(enc_on) + enc_act, base + act, base + act_dec + reserve)
             on = (enc_on, run_on, run_on)
+        large = LARGE_IMAGE_GIB_PER_KTOKEN * max(0.0, self.request.image_tokens - 4096) / 1000
+        if large:
+            phases = (phases[0], phases[1] + large, phases[2] + large)
         fix = self.corrections.get((tf_key, t5_key, placement, off, c.compile)) if self.corrections else None
         if fix is not None:  # measured runs of this configuration on this GPU: measured / predicted
             peak_ratio, step_ratio = fix

@@ -1,14 +1,22 @@
-"""Turn what fluxplan.profiling.sweep and .matrix measured into a cost profile (profiles/<gpu>.json).
+"""Turn what fluxplan.profiling.blocks, .sweep and .matrix measured into a cost profile (profiles/<gpu>.json).
 
     fluxplan profile --from-results benchmarks/results/h100-2026-11-22 --out profiles/nvidia-h100-80gb-hbm3.json
 
+A results folder holds any of: blocks.json (block-level measurements per format), sweep.json (T5 encode, VAE
+decode, the CUDA context; bf16 forward points of a full-size transformer in older folders) and matrix.jsonl
+(whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl.
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
-- forward points: bf16 at several token counts and batches from the sweep (a random transformer in GPU memory);
-  every format at 1024x1024 from the pipeline matrix: its step time, its weights as the pipeline held them
-  (reserved during encode, less the encode activations) and its denoise activations (denoise less encode).
-- decode points: the VAE alone, tiled and not, at several sizes (sweep).
+- forward points: every format blocks.json measured, at several token counts and batches, extrapolated from
+  one block of each kind to the full model (profiling.blockpoints); full-model sweep points; every format at
+  1024x1024 from the pipeline matrix: its step time, its weights as the pipeline held them (reserved during
+  encode, less the encode activations) and its denoise activations (denoise less encode). Where a pipeline or
+  sweep point and a block point share format, tokens and batch, the pipeline's wins.
+- decode and encode points: the VAE alone (tiled and not) and T5 alone (sweep).
 - offload points: per format and mode, from the matrix: the time a step (or an image, for model offload) took
   beyond the resident run of the same format.
+What was not measured (offload modes without a pipeline row, the decode carry-over without any; encode and
+decode without sweep.json) comes from the reference profile (the one being replaced, else the bundled one),
+scaled through the spec database and labelled derived.
 """
 
 from __future__ import annotations
@@ -17,44 +25,129 @@ import json
 import statistics
 from pathlib import Path
 
+from fluxplan.profiling import blockpoints as bp
+
 T5_CLIP_VAE = 8.87 + 0.23 + 0.16  # bf16 T5-XXL, CLIP-L and VAE weights (GiB): the matrix keeps T5 in bf16
 
 
+def _read(results: Path) -> tuple[dict | None, dict | None, list[dict]]:
+    sweep = json.loads((results / "sweep.json").read_text()) if (results / "sweep.json").is_file() else None
+    blocks = bp.load_blocks(results / "blocks.json") if (results / "blocks.json").is_file() else None
+    matrix = results / "matrix.jsonl"
+    rows = [json.loads(x) for x in matrix.read_text().splitlines() if x.strip()] if matrix.is_file() else []
+    return sweep, blocks, rows
+
+
 def build(results: Path, seed_profile: dict) -> dict:
-    sweep = json.loads((results / "sweep.json").read_text())
-    rows = [json.loads(x) for x in (results / "matrix.jsonl").read_text().splitlines()]
+    sweep, blocks, rows = _read(results)
     ok = [r for r in rows if r.get("ok")]
-    where = (f"measured: {sweep['gpu']}, torch {sweep['torch']}, diffusers {sweep['diffusers']}, "
-             f"{sweep['date']}, full-size synthetic FLUX.1-dev")
+    head = sweep or blocks or {}
+    gpu = head["gpu"]
+    v = (blocks or {}).get("versions") or {"torch": head.get("torch"), "diffusers": head.get("diffusers")}
+    where = (f"measured: {gpu}, torch {v['torch']}, diffusers {v['diffusers']}, {head['date']}, "
+             "full-size synthetic FLUX.1-dev")
     src_sweep = f"{where}; fluxplan.profiling.sweep"
     src_matrix = f"{where}; fluxplan.profiling.matrix (pipeline, 1024x1024, 512 text tokens)"
-    enc = {e["text_tokens"]: e for e in sweep["encode"]}
-    resident = {r["format"]: r for r in ok if r["offload"] == "none"}
-    bf16 = resident["bf16"]
-    bf16_weights = next(p["weights_gib"] for p in sweep["forward"])  # exact: the module in GPU memory
-    rest = bf16["phase_peak_reserved_gib"]["encode"] - bf16_weights  # T5 + CLIP + VAE + encode activations
-    enc_act = rest - T5_CLIP_VAE
+    block_points = bp.forward_points(blocks) if blocks else []
+    sweep_fwd = sweep["forward"] if sweep else []
     forward = [{"format": "bf16", "compile": "none", "image_tokens": p["image_tokens"], "text_tokens": p["text_tokens"],
                 "batch": p["batch"], "seconds": p["seconds"], "weights_gib": p["weights_gib"],
                 "activation_gib": p["reserved_gib"], "kind": "measured", "source": src_sweep}
-               for p in sweep["forward"]]
-    for fmt, r in resident.items():
-        ph = r["phase_peak_reserved_gib"]
-        forward.append({"format": fmt, "compile": "none", "image_tokens": 4096, "text_tokens": 512, "batch": 1,
-                        "seconds": r["step_s"], "weights_gib": ph["encode"] - rest,
-                        "activation_gib": ph["denoise"] - ph["encode"] + enc_act, "kind": "measured",
-                        "source": src_matrix})
-    seed_regional = [p for p in seed_profile["forward"] if p["compile"] == "regional"]
-    forward += seed_regional  # compile: not measured in this run; the seed's A6 point stays, labelled
-    decode = [{"height": d["height"], "width": d["width"], "batch": 1, "tiled": d["tiled"], "seconds": d["seconds"],
-               "activation_gib": d["reserved_gib"], "kind": "measured", "source": src_sweep}
-              for d in sweep["decode"] if "seconds" in d]
-    dec1024 = next(d for d in decode if d["height"] == 1024 and not d["tiled"])["activation_gib"]
-    # what the decode phase holds beyond the weights and the VAE's own reserve: blocks the denoise loop left cached
-    carry = []
-    for r in resident.values():
-        ph = r["phase_peak_reserved_gib"]
-        carry.append((ph["decode"] - ph["encode"] + enc_act - dec1024) / (ph["denoise"] - ph["encode"] + enc_act))
+               for p in sweep_fwd]
+    resident = {r["format"]: r for r in ok if r["offload"] == "none"}
+    memory: dict[str, dict] = {}
+    if resident:
+        bf16 = resident["bf16"]
+        bf16_weights = next(p["weights_gib"] for p in (sweep_fwd or [q for q in block_points if q["format"] == "bf16"]))
+        rest = bf16["phase_peak_reserved_gib"]["encode"] - bf16_weights  # T5 + CLIP + VAE + encode activations
+        enc_act = rest - T5_CLIP_VAE
+        for fmt, r in resident.items():
+            ph = r["phase_peak_reserved_gib"]
+            forward.append({"format": fmt, "compile": "none", "image_tokens": 4096, "text_tokens": 512, "batch": 1,
+                            "seconds": r["step_s"], "weights_gib": ph["encode"] - rest,
+                            "activation_gib": ph["denoise"] - ph["encode"] + enc_act, "kind": "measured",
+                            "source": src_matrix})
+        memory["encode_activation_gib"] = {
+            "value": round(enc_act, 3), "kind": "measured",
+            "source": f"{src_matrix}: bf16 encode-phase reserve less the text encoders and VAE"}
+    forward = bp.merge(block_points, forward)
+    forward += [p for p in seed_profile.get("forward", []) if p["compile"] == "regional"]  # the seed's A6 point
+    refs: list[dict] = []
+
+    def ref() -> dict:  # read only when something was not measured
+        if not refs:
+            refs.append(bp.reference(seed_profile))
+        return refs[0]
+    if sweep:
+        decode = [{"height": d["height"], "width": d["width"], "batch": 1, "tiled": d["tiled"], "seconds": d["seconds"],
+                   "activation_gib": d["reserved_gib"], "kind": "measured", "source": src_sweep}
+                  for d in sweep["decode"] if "seconds" in d]
+        encode = [{"text_tokens": e["text_tokens"], "seconds": e["seconds"], "kind": "measured", "source": src_sweep}
+                  for e in sorted(sweep["encode"], key=lambda e: e["text_tokens"])]
+    else:
+        encode, decode = bp.encode_decode_from_reference(ref(), gpu)
+    if resident:
+        dec1024 = next(d for d in decode if d["height"] == 1024 and not d["tiled"])["activation_gib"]
+        # what the decode phase holds beyond the weights and the VAE's own reserve: blocks the denoise loop left cached
+        carry = []
+        for r in resident.values():
+            ph = r["phase_peak_reserved_gib"]
+            carry.append((ph["decode"] - ph["encode"] + enc_act - dec1024) / (ph["denoise"] - ph["encode"] + enc_act))
+        memory["decode_carry_factor"] = {
+            "value": round(statistics.median(carry), 3), "kind": "measured",
+            "source": f"{src_matrix}: share of the denoise activations still reserved while the VAE decodes, "
+                      f"median over {len(carry)} formats"}
+    offload = _offload(ok, resident, rest if resident else 0.0, enc_act if resident else 0.0, src_matrix)
+    if not set(bp.OFFLOAD_MODES) <= {o["mode"] for o in offload}:
+        offload += bp.offload_from_reference(ref(), gpu, {o["mode"] for o in offload})
+    contexts = [r["peak_nvml_gib"] - r["peak_reserved_gib"] for r in ok if r.get("peak_nvml_gib")]
+    if contexts:
+        memory["context_gib"] = {"value": round(statistics.median(contexts), 3), "kind": "measured",
+                                 "source": f"{src_matrix}: NVML process usage less torch's reserved peak, "
+                                           f"median of {len(contexts)} runs"}
+    elif sweep and sweep.get("context_gib") is not None:
+        memory["context_gib"] = {
+            "value": round(sweep["context_gib"], 3), "kind": "measured",
+            "source": f"{src_sweep}: NVML usage less torch's reserve after CUDA init and a cuBLAS call"}
+    if "encode_activation_gib" not in memory and sweep:
+        e512 = max(sweep["encode"], key=lambda e: e["text_tokens"])
+        memory["encode_activation_gib"] = {
+            "value": round(e512.get("reserved_gib", e512["activation_gib"]) * 512 / e512["text_tokens"], 3),
+            "kind": "measured", "source": f"{src_sweep}: T5 alone, reserved above its weights, at 512 text tokens"}
+    for name in ("context_gib", "decode_carry_factor", "encode_activation_gib"):
+        if name not in memory:
+            memory[name] = bp.memory_from_reference(ref(), name)
+    return {"schema": 1, "gpu": gpu, "provenance": _provenance(results, sweep, blocks, rows, refs[0] if refs else {}),
+            "forward": forward, "encode": encode, "decode": decode, "offload": offload,
+            "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")}}
+
+
+def _provenance(results: Path, sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:
+    command = f"fluxplan profile --from-results {results.as_posix()}"
+    if blocks is None:
+        return {"summary": ("Measured with full-size synthetic FLUX.1-dev (random weights) by "
+                            "fluxplan.profiling.sweep and .matrix, converted by fluxplan.profiling.build. The "
+                            "regional-compile point is still the seed's (ANCHORS section 6)."),
+                "date": sweep["date"], "command": command,
+                "versions": {"torch": sweep["torch"], "diffusers": sweep["diffusers"]}}
+    n_ok = sum(1 for r in blocks["formats"] if r.get("ok"))
+    nd, ns = blocks["blocks"]["double"], blocks["blocks"]["single"]
+    parts = [f"blocks of {n_ok} formats (fluxplan.profiling.blocks, extrapolated to {nd}+{ns} blocks)"]
+    if sweep:
+        parts.append("T5 encode, VAE decode and the CUDA context alone (fluxplan.profiling.sweep)")
+    if rows:
+        parts.append(f"{sum(1 for r in rows if r.get('ok'))} pipeline runs (fluxplan.profiling.matrix)")
+    summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
+               "fluxplan.profiling.build.")
+    if ref:
+        summary += f" What these cannot show is derived from {ref['gpu']}'s profile and labelled so."
+    versions = {k: str(val) for k, val in {**blocks.get("versions", {}), "cuda": blocks.get("cuda"),
+                                           "nvidia-driver": blocks.get("driver")}.items() if val}
+    return {"summary": summary, "date": blocks["date"], "command": command, "versions": versions,
+            "measured_by": blocks.get("command"), "failed_formats": bp.failed(blocks)}
+
+
+def _offload(ok: list[dict], resident: dict, rest: float, enc_act: float, src_matrix: str) -> list[dict]:
     offload = []
     for r in ok:
         if r["offload"] == "none" or r["format"] not in resident:
@@ -72,30 +165,7 @@ def build(results: Path, seed_profile: dict) -> dict:
                             "overlapped": r["offload"].startswith("group"), "compute_seconds": base["step_s"],
                             "resident_gib": _resident(r, base, enc_act),
                             "kind": "measured", "source": src_matrix})
-    contexts = [r["peak_nvml_gib"] - r["peak_reserved_gib"] for r in ok if r.get("peak_nvml_gib")]
-    prof = {
-        "schema": 1, "gpu": sweep["gpu"],
-        "provenance": {"summary": "Measured with full-size synthetic FLUX.1-dev (random weights) by "
-                                  "fluxplan.profiling.sweep and .matrix, converted by fluxplan.profiling.build. The "
-                                  "regional-compile point is still the seed's (ANCHORS section 6).",
-                       "date": sweep["date"], "command": f"fluxplan profile --from-results {results.as_posix()}",
-                       "versions": {"torch": sweep["torch"], "diffusers": sweep["diffusers"]}},
-        "forward": forward,
-        "encode": [{"text_tokens": t, "seconds": e["seconds"], "kind": "measured", "source": src_sweep}
-                   for t, e in sorted(enc.items())],
-        "decode": decode,
-        "offload": offload,
-        "memory": {
-            "context_gib": {"value": round(statistics.median(contexts), 3), "kind": "measured",
-                            "source": f"{src_matrix}: NVML process usage less torch's reserved peak, median of {len(contexts)} runs"},
-            "decode_carry_factor": {"value": round(statistics.median(carry), 3), "kind": "measured",
-                                    "source": f"{src_matrix}: share of the denoise activations still reserved while the VAE "
-                                              f"decodes, median over {len(carry)} formats"},
-            "encode_activation_gib": {"value": round(enc_act, 3), "kind": "measured",
-                                      "source": f"{src_matrix}: bf16 encode-phase reserve less the text encoders and VAE"},
-        },
-    }
-    return prof
+    return offload
 
 
 def _resident(r: dict, base: dict, enc_act: float) -> float:
@@ -126,19 +196,20 @@ def write_profile(prof: dict, out: Path) -> Path:
 
 
 def build_from_results(results: Path, out: Path) -> Path:
-    """Read sweep.json and matrix.jsonl from `results`, write the profile to `out` (keeping the seed's compile
-    points if `out` already holds them)."""
+    """Read blocks.json, sweep.json and matrix.jsonl from `results`, write the profile to `out` (keeping the seed's
+    compile points if `out` already holds them; a blocks-only folder takes what blocks cannot show from it)."""
     from fluxplan.errors import ProfileError
 
     missing = [n for n in ("sweep.json", "matrix.jsonl") if not (results / n).is_file()]
-    if missing:
-        raise ProfileError(f"{results}: no {' or '.join(missing)} (run `fluxplan profile` on the GPU first)")
+    if missing and not (results / "blocks.json").is_file():
+        raise ProfileError(f"{results}: no blocks.json, and no {' or '.join(missing)} (run `fluxplan profile` on "
+                           "the GPU first)")
     try:
         seed = json.loads(out.read_text()) if out.exists() else {"forward": []}
     except ValueError:
         seed = {"forward": []}
     try:
         prof = build(results, seed)
-    except (KeyError, StopIteration, ValueError, ZeroDivisionError) as e:
+    except (KeyError, StopIteration, ValueError, ZeroDivisionError, TypeError) as e:
         raise ProfileError(f"{results}: the measurements cannot make a profile ({type(e).__name__}: {e})") from None
     return write_profile(prof, out)

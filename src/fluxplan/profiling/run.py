@@ -1,5 +1,13 @@
-"""Run the measurements of `fluxplan profile` on this machine's GPU: the cost sweep, then the pipeline matrix,
-each in its own process, into a results folder."""
+"""Run the measurements of `fluxplan profile` on this machine's GPU, each stage in its own process, into a
+results folder, printing how long each stage took:
+
+1. blocks (fluxplan.profiling.blocks): one double- and one single-stream block per format; --quick: bf16 and
+   fp8 layerwise casting; otherwise every format the doctor finds usable here;
+2. encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the CUDA context;
+3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
+   full-size synthetic FLUX.1-dev, to confirm the blocks and to measure what blocks cannot show (offload
+   transfers, allocator carry-over), until the deadline.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from fluxplan.errors import NoGPU
+from fluxplan.errors import NoGPU, ProfileError
+
+QUICK_FORMATS = ("bf16", "fp8-layerwise")
+CONFIRM = "bf16=none,model,group-leaf,sequential,group-block"  # pipeline rows of the full profile
 
 
 def results_dir(results: Path | None) -> Path:
@@ -24,23 +35,86 @@ def profile_path(results: Path) -> Path:
     """$FLUXPLAN_CACHE/profiles/<gpu>.json for the GPU the results were measured on."""
     from fluxplan.run.store import cache_dir
 
-    gpu = json.loads((results / "sweep.json").read_text())["gpu"]
+    head = next(results / n for n in ("sweep.json", "blocks.json") if (results / n).is_file())
+    gpu = json.loads(head.read_text())["gpu"]
     slug = "".join(ch if ch.isalnum() else "-" for ch in gpu.lower()).strip("-")
     return cache_dir() / "profiles" / f"{slug}.json"
 
 
+def usable_formats(device: str = "cuda") -> list[str]:
+    """Transformer formats whose backend the doctor found working here and whose own checks pass (torchao int4
+    needs mslk, fp8 dynamic activations compute capability 8.9)."""
+    from fluxplan.errors import FluxplanError
+    from fluxplan.profiling.matrix import GGUF, NON_GGUF
+    from fluxplan.run import backends
+    from fluxplan.run.doctor import usable_backends
+
+    usable = usable_backends(device)
+    keep = []
+    for fmt in NON_GGUF + GGUF:
+        backend, _ = backends.resolve(fmt, backends.TRANSFORMER)
+        if backend.package is not None and backend.package not in usable:
+            continue
+        try:
+            backend.check(fmt, backends.TRANSFORMER, device)
+        except FluxplanError:
+            continue
+        keep.append(fmt)
+    return keep
+
+
+def _usable_in_child() -> list[str]:
+    """usable_formats, asked of a child process: the doctor's checks run on the GPU, and this process should not
+    hold a CUDA context while the others measure."""
+    t = time.monotonic()
+    code = "from fluxplan.profiling.run import usable_formats; print(','.join(usable_formats('cuda')))"
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    formats = [f for f in (r.stdout.strip().splitlines() or [""])[-1].split(",") if f] or list(QUICK_FORMATS)
+    print(f"[profile] usable formats ({time.monotonic() - t:.1f} s): {', '.join(formats)}", flush=True)
+    return formats
+
+
+def _stage(name: str, cmd: list[str], started: float, timings: list[str]) -> None:
+    t = time.monotonic()
+    code = subprocess.run(cmd, check=False).returncode
+    line = f"{name}: {time.monotonic() - t:.1f} s (total {time.monotonic() - started:.1f} s)"
+    timings.append(line + ("" if code == 0 else f", ended with {code}"))
+    print(f"[profile] {timings[-1]}", flush=True)
+
+
 def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
+    """Measure into a results folder within `deadline` seconds (the stages share it) and return the folder."""
     import torch
 
     if not torch.cuda.is_available():
         raise NoGPU("fluxplan profile measures a CUDA GPU and sees none here; "
                     "use --from-results DIR to build a profile from earlier measurements")
+    started = time.monotonic()
     out = results_dir(results)
-    subprocess.run([sys.executable, "-m", "fluxplan.profiling.sweep", "--out", str(out)], check=True)
-    from fluxplan.run.synth import ensure_synthetic
+    py = sys.executable
+    timings: list[str] = []
+    formats = list(QUICK_FORMATS) if quick else _usable_in_child()
+    left = lambda: deadline - (time.monotonic() - started)
+    # blocks get what the other stages leave them: ~20 s for encode/decode, and the pipelines' share when full
+    blocks_deadline = left() - 20 if quick else min(left() * 0.45, 300)
+    _stage(f"blocks ({len(formats)} formats)",
+           [py, "-m", "fluxplan.profiling.blocks", "--out", str(out), "--formats", ",".join(formats),
+            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "60"] + (["--quick"] if quick else []),
+           started, timings)
+    _stage("T5 encode, VAE decode, context",
+           [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"]
+           + (["--quick"] if quick else []), started, timings)
+    if not quick and left() > 120:
+        from fluxplan.run.synth import ensure_synthetic
 
-    model = ensure_synthetic("dev", device="cuda")
-    matrix = ["--only", "bf16=none,group-leaf,model"] if quick else ["--set", "core"]
-    subprocess.run([sys.executable, "-m", "fluxplan.profiling.matrix", "--model", str(model), "--out", str(out),
-                    "--deadline", str(deadline), *matrix], check=True)
+        t = time.monotonic()
+        model = ensure_synthetic("dev", device="cuda")
+        timings.append(f"synthetic FLUX.1-dev: {time.monotonic() - t:.1f} s")
+        print(f"[profile] {timings[-1]}", flush=True)
+        _stage("confirming pipelines", [py, "-m", "fluxplan.profiling.matrix", "--model", str(model), "--out",
+                                        str(out), "--deadline", f"{max(0.0, left() - 15):.0f}", "--only", CONFIRM],
+               started, timings)
+    (out / "timings.txt").write_text("\n".join(timings) + "\n")
+    if not (out / "blocks.json").is_file():
+        raise ProfileError(f"the block measurements wrote nothing to {out} (see the output above)")
     return out

@@ -3,6 +3,10 @@ transformer forward time and activation memory against image tokens, text tokens
 image size (tiled and not); T5 encode; the CUDA context. Writes OUT/sweep.json in the profile schema's terms.
 
     python -m fluxplan.profiling.sweep --out $OUT        # on the GPU machine, about 2 minutes
+    python -m fluxplan.profiling.sweep --out $OUT --parts encode,decode --quick   # what `fluxplan profile` runs
+
+`fluxplan profile` takes the transformer's curves from blocks (fluxplan.profiling.blocks) and runs only the
+encode and decode parts here (the context is always measured: it comes first and costs nothing).
 """
 
 from __future__ import annotations
@@ -53,8 +57,12 @@ def nvml_used() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--parts", default="forward,decode,encode", help="which of forward, decode, encode")
+    ap.add_argument("--quick", action="store_true", help="decode at 768 and 1024 (and 1536 tiled) only")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     out = Path(args.out)
+    t_start = time.perf_counter()
     before = nvml_used()
     import torch
 
@@ -62,25 +70,40 @@ def main() -> None:
     torch.zeros(1, device="cuda")
     torch.matmul(torch.randn(64, 64, device="cuda"), torch.randn(64, 64, device="cuda"))  # cuBLAS handle
     context = nvml_used() - before - torch.cuda.memory_reserved() / GIB
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
-    from transformers import T5Config, T5EncoderModel
-
     from fluxplan.catalog.families import find_family
-    from fluxplan.run.synth import init_weights_
 
     fam = find_family("dev")
-    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "context_gib": context,
               "date": time.strftime("%Y-%m-%d"), "forward": [], "decode": [], "encode": []}
     import diffusers
     result["diffusers"] = diffusers.__version__
+    print(f"context {context:.2f} GiB", flush=True)
+    if "forward" in parts:
+        forward_sweep(result, fam.transformer)
+    decode_sizes = ([(768, False), (1024, False), (1536, True)] if args.quick else
+                    [(512, False), (768, False), (1024, False), (1536, False), (2048, False), (1536, True),
+                     (2048, True)])
+    if parts & {"decode", "encode"}:
+        decode_encode(result, fam, decode_sizes if "decode" in parts else [], "encode" in parts)
+    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+    print(f"sweep ({','.join(sorted(parts))}): {time.perf_counter() - t_start:.1f} s", flush=True)
+
+
+def forward_sweep(result: dict, transformer_cfg: dict) -> None:
+    """bf16 forward points of the full-size transformer (older profiles; blocks measure this now)."""
+    import torch
+    from diffusers import FluxTransformer2DModel
+
+    from fluxplan.run.synth import init_weights_
+
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
-        tr = FluxTransformer2DModel(**strip(fam.transformer)).eval()
+        tr = FluxTransformer2DModel(**strip(transformer_cfg)).eval()
     init_weights_(tr)
     torch.set_default_dtype(torch.float32)
     weights = torch.cuda.memory_allocated()
-    print(f"transformer {weights / GIB:.2f} GiB, context {context:.2f} GiB", flush=True)
+    print(f"transformer {weights / GIB:.2f} GiB", flush=True)
 
     def forward(side: int, text: int, batch: int):
         n = (side // 16) ** 2
@@ -112,15 +135,25 @@ def main() -> None:
     del tr
     torch.cuda.empty_cache()
 
+
+def decode_encode(result: dict, fam, decode_sizes: list[tuple[int, bool]], encode: bool) -> None:
+    """VAE decode at `decode_sizes` and T5 encode at 256 and 512 tokens, modules built in GPU memory."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import T5Config, T5EncoderModel
+
+    from fluxplan.run.synth import init_weights_
+
+    strip = lambda d: {k: v for k, v in d.items() if not k.startswith("_")}  # noqa: E731
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
         vae = AutoencoderKL(**strip(fam.vae)).eval()
-        t5 = T5EncoderModel(T5Config(**fam.text_encoder_2)).eval()
+        t5 = T5EncoderModel(T5Config(**fam.text_encoder_2)).eval() if encode else None
     init_weights_(vae)
-    init_weights_(t5)
+    if t5 is not None:
+        init_weights_(t5)
     torch.set_default_dtype(torch.float32)
-    for side, tiled in [(512, False), (768, False), (1024, False), (1536, False), (2048, False), (1536, True),
-                        (2048, True)]:
+    for side, tiled in decode_sizes:
         z = torch.randn(1, 16, side // 8, side // 8, device="cuda", dtype=torch.bfloat16)
         (vae.enable_tiling if tiled else vae.disable_tiling)()
 
@@ -137,17 +170,17 @@ def main() -> None:
             result["decode"].append({"height": side, "width": side, "tiled": tiled, "error": str(e)[:200]})
         print(result["decode"][-1], flush=True)
         torch.cuda.empty_cache()
-    for tokens in (256, 512):
+    for tokens in (256, 512) if encode else ():
         ids = torch.randint(0, 32000, (1, tokens), device="cuda")
 
         def enc():
             with torch.inference_mode():
                 t5(ids)
         base = torch.cuda.memory_allocated()
-        alloc, _ = peak_above(enc, base)
-        result["encode"].append({"text_tokens": tokens, "seconds": timed(enc), "activation_gib": alloc})
+        alloc, reserved = peak_above(enc, base)
+        result["encode"].append({"text_tokens": tokens, "seconds": timed(enc), "activation_gib": alloc,
+                                 "reserved_gib": reserved})
         print(result["encode"][-1], flush=True)
-    (out / "sweep.json").write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Only diffusers' own APIs: `enable_model_cpu_offload`, `enable_sequential_cpu_offload`, `enable_group_offload`
 (diffusers models) / `diffusers.hooks.apply_group_offloading` (T5, a transformers model), `compile_repeated_blocks`,
-`enable_tiling`. The weight format is the backends' business; this module is the same for every format.
+`enable_tiling` with `enable_slicing`. The weight format is the backends' business; this module is the same for every format.
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def setup(pipe: Any, candidate: Candidate, device: str) -> list[str]:
     """Everything after loading: placement and offload, compile wrapping, VAE tiling."""
     notes = place(pipe, candidate, device)
     notes += compile_transformer(pipe, candidate.compile)
-    if candidate.vae_tiling:
+    if candidate.vae_tiling:  # tiles, one image at a time: what the cost model's tiled decode assumes
         pipe.vae.enable_tiling()
+        pipe.vae.enable_slicing()
     return notes
 
 

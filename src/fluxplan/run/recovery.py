@@ -69,6 +69,8 @@ def tile_vae_on_oom(events: list[RecoveryEvent], candidate: Candidate) -> Decode
         if vae is None or getattr(vae, "use_tiling", False) or not hasattr(vae, "enable_tiling"):
             return False
         vae.enable_tiling()
+        if hasattr(vae, "enable_slicing"):
+            vae.enable_slicing()
         free_memory()
         events.append(RecoveryEvent(phase="decode", failed=candidate.label(), error=one_line(error),
                                     action="decode retried with VAE tiling switched on"))

@@ -25,8 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from fluxplan.errors import FluxplanError
 from fluxplan.models import Candidate, Compile, Offload, Request, TextEncoderPlacement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: failures.vram_gib, the memory the failed plan had
 DB_NAME = "runs.sqlite"
+
+
+FAILURE_TOLERANCE_GIB = 0.25  # free memory moves by this much between runs without changing what fits
 
 
 class StoreError(FluxplanError):
@@ -130,7 +133,7 @@ CREATE TABLE IF NOT EXISTS failures (
     candidate TEXT NOT NULL,
     transformer TEXT NOT NULL, text_encoder_2 TEXT NOT NULL, offload TEXT NOT NULL, compile TEXT NOT NULL,
     vae_tiling INTEGER NOT NULL, placement TEXT NOT NULL,
-    phase TEXT NOT NULL, error TEXT NOT NULL
+    phase TEXT NOT NULL, error TEXT NOT NULL, vram_gib REAL
 );
 CREATE INDEX IF NOT EXISTS failures_gpu_shape ON failures (gpu, height, width, batch);
 """
@@ -186,6 +189,8 @@ class Store:
                 raise StoreError(f"the measurement store {self.path} has schema {version}, newer than this "
                                  f"fluxplan understands ({SCHEMA_VERSION}): upgrade fluxplan or use another "
                                  "FLUXPLAN_CACHE")
+            if version == 1:  # failures learn the memory they had
+                c.execute("ALTER TABLE failures ADD COLUMN vram_gib REAL")
             if version < SCHEMA_VERSION:
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     c.execute(stmt)
@@ -227,11 +232,12 @@ class Store:
         return self._insert("runs", data)
 
     def record_failure(self, *, gpu: str, shape: Shape | tuple | Request, candidate: Candidate, phase: str,
-                       error: str) -> int:
-        """Remember that `candidate` failed on `gpu` for this (height, width, batch) in `phase`."""
+                       error: str, vram_gib: float | None = None) -> int:
+        """Remember that `candidate` failed on `gpu` for this (height, width, batch) in `phase`, with `vram_gib`
+        of memory to plan for (None: whatever the memory, it failed)."""
         s = _as_shape(shape)
         data = {"time": _now().isoformat(), "gpu": gpu, "height": s.height, "width": s.width, "batch": s.batch,
-                **_candidate_columns(candidate), "phase": phase, "error": error}
+                **_candidate_columns(candidate), "phase": phase, "error": error, "vram_gib": vram_gib}
         return self._insert("failures", data)
 
     # -- reading
@@ -270,12 +276,18 @@ class Store:
             out.append(d)
         return out
 
-    def failed_candidates(self, gpu: str, shape: Shape | tuple | Request) -> set[Candidate]:
-        """The candidates that failed on this GPU for exactly this (height, width, batch)."""
+    def failed_candidates(self, gpu: str, shape: Shape | tuple | Request,
+                          vram_gib: float | None = None) -> set[Candidate]:
+        """The candidates that failed on this GPU for exactly this (height, width, batch); given `vram_gib`, only
+        those that failed with as much memory or more (within FAILURE_TOLERANCE_GIB): with more memory than it
+        had when it failed, a plan may fit."""
         s = _as_shape(shape)
-        rows = self._conn.execute(
-            "SELECT DISTINCT candidate FROM failures WHERE gpu = ? AND height = ? AND width = ? AND batch = ?",
-            (gpu, s.height, s.width, s.batch)).fetchall()
+        sql = "SELECT DISTINCT candidate FROM failures WHERE gpu = ? AND height = ? AND width = ? AND batch = ?"
+        args: tuple = (gpu, s.height, s.width, s.batch)
+        if vram_gib is not None:
+            sql += " AND (vram_gib IS NULL OR vram_gib + ? >= ?)"
+            args += (FAILURE_TOLERANCE_GIB, vram_gib)
+        rows = self._conn.execute(sql, args).fetchall()
         return {candidate_from_dict(json.loads(r[0])) for r in rows}
 
     # -- lifetime

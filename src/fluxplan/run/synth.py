@@ -98,8 +98,10 @@ def ensure_synthetic(kind: Kind, *, root: Path | None = None, seed: int = 0, ggu
     return final
 
 
-def ensure_gguf(model_dir: Path, kind: str, level: str, *, seed: int = 0, device: str = "cpu") -> Path:
-    """The GGUF transformer file of one level inside a synthetic directory, written (atomically) if missing."""
+def ensure_gguf(model_dir: Path, kind: str, level: str, *, seed: int = 0, device: str = "cpu",
+                transformer_config: dict | None = None) -> Path:
+    """The GGUF transformer file of one level inside a synthetic directory, written (atomically) if missing.
+    `transformer_config` replaces the family's transformer config (the block model's 1 + 1 blocks)."""
     path = gguf_files.gguf_path(model_dir, level)
     if path.is_file():
         return path
@@ -110,7 +112,64 @@ def ensure_gguf(model_dir: Path, kind: str, level: str, *, seed: int = 0, device
         for f in sorted((Path(model_dir) / "transformer").glob("*.safetensors")):
             state.update(load_file(f))
         return gguf_files.write_quantized_transformer(path, state, level, seed=seed)
-    return gguf_files.write_random_transformer(path, family(kind)["transformer"], level, seed=seed, device=device)
+    cfg = transformer_config or family(kind)["transformer"]
+    return gguf_files.write_random_transformer(path, cfg, level, seed=seed, device=device)
+
+
+# --------------------------------------------------------------------------- the block model
+
+BLOCK_SEED_OFFSET = 7  # the block model's RNG stream differs from the pipeline's transformer
+
+
+def block_config(kind: str) -> dict:
+    """The family's transformer config with one double-stream and one single-stream block."""
+    return {**family(kind)["transformer"], "num_layers": 1, "num_single_layers": 1}
+
+
+def block_model_dir(kind: str, seed: int = 0, root: Path | None = None) -> Path:
+    return cache_root(root) / "synthetic" / f"block-{kind}-s{seed}"
+
+
+def ensure_block_model(kind: Kind, *, root: Path | None = None, seed: int = 0, device: str | None = None) -> Path:
+    """A directory holding transformer/ (diffusers config + safetensors, bf16): the family's transformer with the
+    real width but one block of each kind (about 0.6 B parameters for dev), random weights, deterministic for
+    (kind, seed, device type). Built, if missing, on `device` ("cuda" is fast) and moved into place atomically.
+    The block profiler (fluxplan.profiling.blocks) loads it per format through the builder's backends."""
+    import torch
+
+    final = block_model_dir(kind, seed, root)
+    if final.is_dir():
+        return final
+    dev = torch.device(device or "cpu")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), _default_dtype(torch.bfloat16), dev:
+            torch.manual_seed(seed * 100 + BLOCK_SEED_OFFSET)
+            module = make_module("transformer", block_config(kind))
+            init_weights_(module)
+        module.save_pretrained(tmp / "transformer")
+        del module
+        (tmp / "fluxplan_synthetic.json").write_text(
+            json.dumps({"kind": kind, "seed": seed, "device": dev.type, "block_model": True}) + "\n")
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return final
+
+
+def ensure_block_gguf(model_dir: Path, kind: str, level: str, *, seed: int = 0, device: str = "cpu") -> Path:
+    """The block model's GGUF file of one level (as ensure_gguf does for pipelines: quantized tiny weights, or
+    random format-valid blocks in the BFL layout for the full-width families)."""
+    return ensure_gguf(model_dir, kind, level, seed=seed, device=device, transformer_config=block_config(kind))
 
 
 # --------------------------------------------------------------------------- building

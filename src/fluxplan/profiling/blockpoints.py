@@ -1,0 +1,149 @@
+"""Profile points from block measurements (OUT/blocks.json of fluxplan.profiling.blocks), and the reference
+profile whose offload and memory points stand in for what blocks cannot show. No torch here.
+
+Each measured format gives one forward point per (image tokens, text tokens, batch): seconds and weights
+extrapolated from the block model to the full model (rest + 19 x double + 38 x single for FLUX.1-dev), and the
+activation peak (reserved above the weights) as measured: a step's activations are one block's transients plus
+the hidden states, the same in the block model as in the full one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+GIB = 1024**3
+OFFLOAD_MODES = ("model", "group-block", "group-leaf", "sequential")
+
+
+def extrapolate(rest: float, double: float, single: float, n_double: int, n_single: int) -> float:
+    """A full model's cost from its block model's: the rest once, each block kind as often as the model has it."""
+    return rest + n_double * double + n_single * single
+
+
+def _number(value: object, what: str, *, positive: bool) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{what} is {value!r}, not a finite number")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{what} is {value}: must be {'above' if positive else 'at least'} 0")
+    return float(value)
+
+
+def check_row(row: dict) -> None:
+    """Refuse impossible measurements of one format: NaN or infinite values, negative times or bytes, blocks
+    that weigh or take nothing."""
+    fmt = row.get("format", "?")
+    w = row["weights_bytes"]
+    for part in ("double", "single"):
+        _number(w[part], f"{fmt}: weight bytes of the {part} block", positive=True)
+    _number(w["rest"], f"{fmt}: weight bytes outside the blocks", positive=False)
+    if not row["points"]:
+        raise ValueError(f"{fmt}: no timed points")
+    for p in row["points"]:
+        at = f"{fmt} at {p['image_tokens']}+{p['text_tokens']} tokens x {p['batch']}"
+        for key in ("double_s", "single_s"):
+            _number(p[key], f"{at}: {key}", positive=True)
+        _number(p["rest_s"], f"{at}: rest_s", positive=False)
+        for key in ("activation_gib", "reserved_gib"):
+            if p.get(key) is not None:
+                _number(p[key], f"{at}: {key}", positive=False)
+
+
+def where(doc: dict) -> str:
+    v = doc.get("versions", {})
+    return f"measured: {doc.get('gpu')}, torch {v.get('torch')}, diffusers {v.get('diffusers')}, {doc.get('date')}"
+
+
+def forward_points(doc: dict) -> list[dict]:
+    """Forward points (profile schema) of every format blocks.json measured; failed formats are skipped."""
+    nd, ns = int(doc["blocks"]["double"]), int(doc["blocks"]["single"])
+    points = []
+    for row in doc["formats"]:
+        if not row.get("ok"):
+            continue
+        check_row(row)
+        w = row["weights_bytes"]
+        weights = extrapolate(w["rest"], w["double"], w["single"], nd, ns) / GIB
+        source = (f"{where(doc)}; blocks: one double- and one single-stream block of synthetic FLUX.1-{doc['kind']} "
+                  f"in {row['format']} (fluxplan's backends), time and weights extrapolated to {nd}+{ns} blocks; "
+                  "fluxplan.profiling.blocks")
+        for p in row["points"]:
+            points.append({"format": row["format"], "compile": "none", "image_tokens": p["image_tokens"],
+                           "text_tokens": p["text_tokens"], "batch": p["batch"],
+                           "seconds": extrapolate(p["rest_s"], p["double_s"], p["single_s"], nd, ns),
+                           "weights_gib": weights, "activation_gib": p.get("reserved_gib"),
+                           "kind": "measured", "source": source})
+    return points
+
+
+def failed(doc: dict) -> dict[str, str]:
+    return {r["format"]: r.get("error", "") for r in doc["formats"] if not r.get("ok")}
+
+
+def key(p: dict) -> tuple:
+    return (p["format"], p["compile"], p["image_tokens"], p["text_tokens"], p.get("batch", 1))
+
+
+def merge(block_points: list[dict], pipeline_points: list[dict]) -> list[dict]:
+    """Pipeline (and full-model sweep) points first; a block point only where neither measured the same key."""
+    taken = {key(p) for p in pipeline_points}
+    return pipeline_points + [p for p in block_points if key(p) not in taken]
+
+
+# --------------------------------------------------------------------------- the reference profile
+
+
+def reference(seed: dict) -> dict:
+    """The profile standing in for what was not measured: the one being replaced if it is whole, else the
+    bundled measured profile."""
+    if all(k in seed for k in ("gpu", "offload", "memory", "encode", "decode")):
+        return seed
+    from fluxplan.cost.profile import profile_dirs
+
+    for d in profile_dirs(include_local=False):
+        for path in sorted(d.glob("*.json")):
+            return json.loads(path.read_text())
+    raise ValueError("no reference profile for what blocks cannot measure (offload, decode carry-over)")
+
+
+def scales(ref_gpu: str, gpu: str) -> tuple[float, float]:
+    """(compute, PCIe) time ratios reference / here through the spec database; 1.0 where a card is unknown."""
+    from fluxplan.catalog.gpus import match_nvml_name
+
+    a, b = match_nvml_name(ref_gpu, None), match_nvml_name(gpu, None)
+    if a is None or b is None:
+        return 1.0, 1.0
+    return a.bf16_tflops / b.bf16_tflops, a.pcie_gbs / b.pcie_gbs
+
+
+def derived(point: dict, ref_gpu: str, what: str, **changes: float) -> dict:
+    return {**point, **changes, "kind": "derived",
+            "source": f"derived: {ref_gpu}'s point ({point['kind']}) {what}; blocks cannot show this"}
+
+
+def offload_from_reference(ref: dict, gpu: str, have: set[str]) -> list[dict]:
+    """The reference's offload points of every mode not measured here, transfer times scaled by PCIe bandwidth."""
+    _, pcie = scales(ref["gpu"], gpu)
+    what = f"scaled by PCIe bandwidth ({pcie:.2f}x)"
+    return [derived(p, ref["gpu"], what, extra_seconds=p["extra_seconds"] * pcie)
+            for p in ref["offload"] if p["mode"] in OFFLOAD_MODES and p["mode"] not in have]
+
+
+def encode_decode_from_reference(ref: dict, gpu: str) -> tuple[list[dict], list[dict]]:
+    compute, _ = scales(ref["gpu"], gpu)
+    what = f"scaled by bf16 throughput ({compute:.2f}x)"
+    return ([derived(e, ref["gpu"], what, seconds=e["seconds"] * compute) for e in ref["encode"]],
+            [derived(d, ref["gpu"], what, seconds=d["seconds"] * compute) for d in ref["decode"]])
+
+
+def memory_from_reference(ref: dict, name: str) -> dict:
+    return derived(ref["memory"][name], ref["gpu"], "as it is")
+
+
+def load_blocks(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    if not any(r.get("ok") for r in doc.get("formats", [])):
+        errors = "; ".join(f"{f}: {e}" for f, e in failed(doc).items())[:300]
+        raise ValueError(f"blocks.json measured no format ({errors or 'none tried'})")
+    return doc

@@ -1,0 +1,364 @@
+"""Block-level profiling: weights and time of one double-stream and one single-stream FLUX block per format.
+
+The block model (run.synth.ensure_block_model: the real width, one block of each kind, random weights) is loaded
+per format through the builder's own backends (diffusers' quantization configs, layerwise casting, GGUF files),
+so the quantization is the one users get. For each format this records
+- the bytes of the double block, the single block and the rest (embedders, final layer): tensor bytes of each
+  module (quantized tensors unpacked), scaled on a GPU so that they add up to what the allocator holds;
+- at several (image tokens, text tokens, batch) points: the time of the double block, the single block and the
+  rest of a forward (CUDA events from forward hooks; perf_counter on the CPU), median of a few repetitions, and
+  the activation peak above the weights (allocated and reserved; GPU only).
+fluxplan.profiling.build extrapolates to the full model (`extrapolate`): rest + 19 x double + 38 x single.
+
+    python -m fluxplan.profiling.blocks --out DIR [--formats bf16,fp8-layerwise] [--quick]
+
+The parent runs the formats in a child process, one after another, with a time limit per format: a format that
+fails is a row with its error; one that hangs or crashes the child is killed, recorded, and the child restarted
+for the rest. Rows go to DIR/blocks.jsonl as they come; DIR/blocks.json is the summary build reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from fluxplan.profiling.blockpoints import extrapolate  # noqa: F401  (re-exported)
+
+GIB = 1024**3
+# (image tokens, text tokens, batch): 512, 768, 1024 and 1536 px squares at 512 text tokens, one shorter prompt,
+# one batch of two
+POINTS = [(1024, 512, 1), (2304, 512, 1), (4096, 512, 1), (9216, 512, 1), (4096, 256, 1), (4096, 512, 2)]
+TINY_POINTS = [(64, 16, 1), (256, 16, 1), (256, 8, 1), (256, 16, 2)]  # the tiny test family, on the CPU
+REPS, QUICK_REPS = 5, 3
+
+
+# --------------------------------------------------------------------------- measuring one format (child)
+
+
+def tensor_bytes(t: Any) -> int:
+    """Bytes a tensor holds: the inner tensors of a tensor subclass (torchao, quanto), bitsandbytes' quantization
+    state (absmax, code, SCB) beside its packed data, plain numel x element size otherwise."""
+    import torch
+
+    if type(t) not in (torch.Tensor, torch.nn.Parameter) and hasattr(t, "__tensor_flatten__"):
+        try:
+            names, _ = t.__tensor_flatten__()
+            return sum(tensor_bytes(getattr(t, n)) for n in names)
+        except (AttributeError, TypeError, NotImplementedError):
+            pass
+    n = t.numel() * t.element_size()
+    state = getattr(t, "quant_state", None)
+    while state is not None:  # bitsandbytes 4-bit (nested: state2)
+        n += sum(v.numel() * v.element_size() for v in vars(state).values() if isinstance(v, torch.Tensor))
+        state = getattr(state, "state2", None)
+    scb = getattr(t, "SCB", None)  # bitsandbytes int8 row scales
+    if isinstance(scb, torch.Tensor):
+        n += scb.numel() * scb.element_size()
+    return n
+
+
+def module_bytes(module: Any) -> int:
+    return sum(tensor_bytes(t) for t in list(module.parameters()) + list(module.buffers()))
+
+
+def load(fmt: str, model_dir: Path, kind: str, device: str, dtype: Any) -> Any:
+    """The block model's transformer in `fmt`, loaded the way run.builder loads a pipeline's transformer."""
+    from diffusers import FluxTransformer2DModel
+
+    from fluxplan.run import backends
+    from fluxplan.run.backends import TRANSFORMER, BackendFamily
+    from fluxplan.run.synth import ensure_block_gguf
+
+    backend, variant = backends.resolve(fmt, TRANSFORMER)
+    backend.check(fmt, TRANSFORMER, device)
+    if backend.family is BackendFamily.GGUF:
+        file = ensure_block_gguf(model_dir, kind, variant, device=device)
+        model = backend.load_transformer(variant, str(model_dir), dtype, file)
+    else:
+        config = backend.transformer_config(variant, dtype)
+        kwargs = {"quantization_config": config} if config is not None else {}
+        model = FluxTransformer2DModel.from_pretrained(model_dir, subfolder="transformer", dtype=dtype, **kwargs)
+    backend.after_load(SimpleNamespace(transformer=model), TRANSFORMER, variant, dtype)
+    return model.to(device).eval()
+
+
+class Clock:
+    """Times the double block, the single block and the whole forward; CUDA events on a GPU."""
+
+    def __init__(self, model: Any, cuda: bool):
+        self.cuda, self.marks = cuda, {}
+        self.handles = []
+        for name, block in (("double", model.transformer_blocks[0]), ("single", model.single_transformer_blocks[0])):
+            self.handles.append(block.register_forward_pre_hook(lambda m, a, name=name: self.mark(name, 0)))
+            self.handles.append(block.register_forward_hook(lambda m, a, o, name=name: self.mark(name, 1)))
+
+    def mark(self, name: str, end: int) -> None:
+        import torch
+
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.setdefault(name, [None, None])[end] = ev
+        else:
+            self.marks.setdefault(name, [0.0, 0.0])[end] = time.perf_counter()
+
+    def seconds(self, name: str) -> float:
+        a, b = self.marks[name]
+        if self.cuda:
+            return a.elapsed_time(b) / 1000.0
+        return b - a
+
+    def run(self, fn) -> dict[str, float]:
+        import torch
+
+        self.marks = {}
+        self.mark("total", 0)
+        fn()
+        self.mark("total", 1)
+        if self.cuda:
+            torch.cuda.synchronize()
+        t = {k: self.seconds(k) for k in ("double", "single", "total")}
+        t["rest"] = t["total"] - t["double"] - t["single"]  # nested intervals of one forward: never negative
+        return t
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def inputs(cfg: dict, image: int, text: int, batch: int, device: str, dtype: Any) -> dict[str, Any]:
+    import torch
+
+    kw = {"device": device, "dtype": dtype}
+    args = {"hidden_states": torch.randn(batch, image, cfg["in_channels"], **kw),
+            "encoder_hidden_states": torch.randn(batch, text, cfg["joint_attention_dim"], **kw),
+            "pooled_projections": torch.randn(batch, cfg["pooled_projection_dim"], **kw),
+            "timestep": torch.full((batch,), 0.5, **kw),
+            "img_ids": torch.zeros(image, 3, device=device), "txt_ids": torch.zeros(text, 3, device=device),
+            "return_dict": False}
+    if cfg.get("guidance_embeds"):
+        args["guidance"] = torch.full((batch,), 3.5, **kw)
+    return args
+
+
+def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points: list[tuple[int, int, int]],
+                   reps: int) -> dict:
+    """One format's row: load time, block and rest bytes, and per point the block, rest and total seconds (and
+    the activation peak on a GPU). Raises whatever loading or running raises; the caller records it."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    if cuda:
+        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    model = load(fmt, model_dir, kind, device, dtype)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    load_s = time.perf_counter() - t0
+    double = module_bytes(model.transformer_blocks[0])
+    single = module_bytes(model.single_transformer_blocks[0])
+    total = module_bytes(model)
+    allocated = torch.cuda.memory_allocated() - before if cuda else None
+    scale = allocated / total if allocated else 1.0  # allocator granularity and anything the tensors hide
+    row: dict[str, Any] = {
+        "format": fmt, "ok": True, "device": device, "dtype": str(dtype).removeprefix("torch."), "load_s": load_s,
+        "weights_bytes": {"double": double * scale, "single": single * scale,
+                          "rest": (total - double - single) * scale, "tensors": total, "allocated": allocated},
+        "points": []}
+    clock = Clock(model, cuda)
+    cfg = dict(model.config)
+    try:
+        for image, text, batch in points:
+            args = inputs(cfg, image, text, batch, device, dtype)
+
+            def forward(model: Any = model, args: dict = args) -> None:
+                with torch.inference_mode():
+                    model(**args)
+            clock.run(forward)  # warm-up (kernels chosen, caches filled)
+            point: dict[str, Any] = {"image_tokens": image, "text_tokens": text, "batch": batch}
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+                base = torch.cuda.memory_allocated()
+                torch.cuda.reset_peak_memory_stats()
+            runs = [clock.run(forward) for _ in range(reps)]
+            if cuda:
+                point["activation_gib"] = (torch.cuda.max_memory_allocated() - base) / GIB
+                point["reserved_gib"] = (torch.cuda.max_memory_reserved() - base) / GIB
+            for k in ("double", "single", "rest", "total"):
+                point[f"{k}_s"] = statistics.median(r[k] for r in runs)
+            row["points"].append(point)
+            del args
+    finally:
+        clock.remove()
+        del model
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    return row
+
+
+def environment() -> dict[str, Any]:
+    """GPU, driver and versions for provenance."""
+    from fluxplan.run.doctor import _version
+    from fluxplan.run.doctor import environment as env
+
+    e = env()
+    versions = {m: _version(m) for m in ("torch", "diffusers", "transformers", "torchao", "bitsandbytes",
+                                         "optimum.quanto", "gguf")}
+    return {"gpu": e.gpu, "driver": e.driver, "cuda": e.cuda,
+            "versions": {k.replace("optimum.quanto", "optimum-quanto"): v for k, v in versions.items() if v}}
+
+
+def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) -> None:
+    from fluxplan.run.synth import ensure_block_model
+
+    rows = out / "blocks.jsonl"
+    t = time.perf_counter()
+    model_dir = ensure_block_model(kind, device=device)  # type: ignore[arg-type]
+    _append(rows, {"env": environment(), "model": str(model_dir), "model_s": time.perf_counter() - t})
+    for fmt in formats:
+        _append(rows, {"format": fmt, "begin": True})
+        t = time.perf_counter()
+        try:
+            row = measure_format(fmt, model_dir, kind, device=device, points=TINY_POINTS if kind == "tiny" else POINTS,
+                                 reps=QUICK_REPS if quick else REPS)
+        except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
+            text = str(e).strip()
+            row = {"format": fmt, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
+            gc.collect()
+        row["wall_s"] = time.perf_counter() - t
+        _append(rows, row)
+        print(json.dumps({k: row.get(k) for k in ("format", "ok", "load_s", "wall_s", "error")}), flush=True)
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The complete lines of a jsonl file being written (a partial last line is skipped)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().split("\n")[:-1]:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def _state(rows: list[dict]) -> tuple[set[str], str | None]:
+    """(formats with a result, the format begun but not finished)."""
+    done, current = set(), None
+    for r in rows:
+        if "format" not in r:
+            continue
+        if r.get("begin"):
+            current = r["format"]
+        else:
+            done.add(r["format"])
+            current = None if current == r["format"] else current
+    return done, current
+
+
+def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
+           deadline: float) -> Path:
+    """Measure `formats` in child processes (restarted after a crash or a format past `limit` seconds) until
+    done or `deadline` seconds have passed; write OUT/blocks.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "blocks.jsonl"
+    rows_path.unlink(missing_ok=True)
+    end = time.monotonic() + deadline
+    todo = list(formats)
+    while todo and time.monotonic() < end:
+        cmd = [sys.executable, "-m", "fluxplan.profiling.blocks", "--child", "--out", str(out), "--kind", kind,
+               "--device", device, "--formats", ",".join(todo)] + (["--quick"] if quick else [])
+        proc = subprocess.Popen(cmd)
+        seen: dict[str, float] = {}
+        why = None
+        while proc.poll() is None:
+            time.sleep(0.2)
+            _, current = _state(read_rows(rows_path))
+            now = time.monotonic()
+            if current is not None:
+                seen.setdefault(current, now)
+                if now - seen[current] > limit:
+                    why = f"timeout: past the {limit:.0f} s limit per format"
+            if now > end:
+                why = "timeout: past the deadline"
+            if why:
+                proc.kill()
+                proc.wait()
+        done, current = _state(read_rows(rows_path))
+        if current is not None:  # crashed or killed in the middle of a format
+            _append(rows_path, {"format": current, "ok": False,
+                                "error": why or f"process ended with {proc.returncode} (crash)"})
+            done.add(current)
+        elif not done & set(todo):  # ended before its first format: no progress, do not start another
+            for fmt in todo:
+                _append(rows_path, {"format": fmt, "ok": False, "error": f"process ended with {proc.returncode}"})
+            done |= set(todo)
+        todo = [f for f in todo if f not in done]
+    for fmt in todo:
+        _append(rows_path, {"format": fmt, "ok": False, "error": "skipped: past the deadline"})
+    return write_summary(out, kind=kind, device=device, command=" ".join(sys.argv))
+
+
+def write_summary(out: Path, *, kind: str, device: str, command: str) -> Path:
+    """OUT/blocks.json from OUT/blocks.jsonl: environment, block counts of the full model, one row per format."""
+    from fluxplan.run.synth import family
+
+    rows = read_rows(out / "blocks.jsonl")
+    env = next((r for r in rows if "env" in r), {"env": {}})
+    results = {r["format"]: r for r in rows if "format" in r and not r.get("begin")}
+    full = family(kind)["transformer"]
+    summary = {"kind": kind, "device": device, "date": time.strftime("%Y-%m-%d"), "command": command,
+               **env["env"], "model_s": env.get("model_s"),
+               "blocks": {"double": full["num_layers"], "single": full["num_single_layers"]},
+               "formats": list(results.values())}
+    path = out / "blocks.json"
+    tmp = path.with_name(f".blocks.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--formats", default="bf16", help="comma-separated transformer formats")
+    ap.add_argument("--kind", default="dev", help="family of the block model (dev; tiny for CPU tests)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_REPS} timed repetitions per point, not {REPS}")
+    ap.add_argument("--limit", type=float, default=90.0, help="seconds one format may take")
+    ap.add_argument("--deadline", type=float, default=420.0, help="seconds the whole run may take")
+    ap.add_argument("--child", action="store_true")
+    args = ap.parse_args(argv)
+    formats = [f for f in args.formats.split(",") if f]
+    if args.child:
+        child(formats, Path(args.out), args.kind, args.device, args.quick)
+    else:
+        print(parent(formats, Path(args.out), kind=args.kind, device=args.device, quick=args.quick,
+                     limit=args.limit, deadline=args.deadline))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""docs/RELIABILITY.md's emulated-card section is what benchmarks/gpu/cards.py makes of the committed runs with the
+current planner (cells taken from an earlier run are re-predicted), and its numbers hold: no run out of memory and
+no measured peak above its card."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "benchmarks" / "results" / "h100-2026-11-22"
+
+
+def _cards():
+    spec = importlib.util.spec_from_file_location("cards", ROOT / "benchmarks" / "gpu" / "cards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args():
+    return dict(latest=RUNS / "cards-run2.jsonl", earlier=[RUNS / "cards-run1.jsonl"],
+                plan_file=RUNS / "cards-run2_plan.json", cpu=0.7498)
+
+
+def test_the_committed_section_is_current():
+    doc = (ROOT / "docs" / "RELIABILITY.md").read_text()
+    section = doc.split("<!-- cards:begin -->\n", 1)[1].split("\n<!-- cards:end -->", 1)[0]
+    cards = _cards()
+    a = _args()
+    assert section.strip() == cards.report(a["latest"], a["earlier"], a["plan_file"], a["cpu"]).strip()
+
+
+def test_no_run_ran_out_of_memory_or_past_its_card():
+    cards = _cards()
+    a = _args()
+    cells, _, _ = cards.combine(a["latest"], a["earlier"], a["plan_file"], a["cpu"])
+    ran = [c for c in cells if "refused" not in c]
+    assert ran and all(c.get("ok") for c in ran)
+    assert all(c["peak_gib"] <= c["card"] for c in ran)
+
+
+def test_rows_marked_invalid_are_never_used():
+    cards = _cards()
+    rows = cards._rows(RUNS / "cards-run1.jsonl")
+    raw = [json.loads(x) for x in (RUNS / "cards-run1.jsonl").read_text().splitlines() if x.strip()]
+    assert any("invalid" in r for r in raw)
+    assert not any("invalid" in r for r in rows)

@@ -1,0 +1,66 @@
+"""The host's figures the planner costs with: the CPU's measured bf16 rate (run.hostprobe, cached per CPU and torch
+version), T5 placement `free` paying to move T5 off the GPU, and a batch of N making N images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fluxplan.planner import plan
+from fluxplan.run import hostprobe
+
+T5_CPU = dict(transformer="bf16", text_encoder="bf16", text_encoder_placement="cpu", offload="none",
+              compile="none", vae_tiling=False)
+
+
+def test_the_cpu_rate_is_measured_once_and_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", lambda: 1.25)
+    assert hostprobe.cpu_tflops() == 1.25
+    assert json.loads((tmp_path / "host.json").read_text())["cpu_tflops"] == 1.25
+
+    def boom():
+        raise AssertionError("measured again despite the cache")
+
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", boom)
+    assert hostprobe.cpu_tflops() == 1.25
+    assert hostprobe.cached_cpu_tflops() == 1.25
+
+
+def test_a_cache_from_another_cpu_or_torch_is_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
+    (tmp_path / "host.json").write_text(json.dumps({"key": "some other CPU | 4 threads | torch 0.1", "cpu_tflops": 9.0}))
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", lambda: 0.5)
+    assert hostprobe.cpu_tflops() == 0.5
+
+
+def test_the_probe_measures_this_cpu_within_its_budget():
+    import time
+
+    t = time.perf_counter()
+    rate = hostprobe.measure_cpu_tflops(budget_s=0.3)
+    assert rate > 0
+    assert time.perf_counter() - t < 5.0  # even a CPU without bf16 arithmetic stops early
+
+
+def test_t5_on_the_cpu_costs_the_measured_rate():
+    slow = plan("h100", ram=64, cpu_tflops=0.5, **T5_CPU).estimate.latency.text_encode_s
+    fast = plan("h100", ram=64, cpu_tflops=2.0, **T5_CPU).estimate.latency.text_encode_s
+    assert slow == pytest.approx(4 * fast)
+    batch = plan("h100", ram=64, cpu_tflops=2.0, batch=2, **T5_CPU).estimate.latency.text_encode_s
+    assert batch == pytest.approx(fast)  # one prompt per call, repeated for the batch
+
+
+def test_placement_free_pays_for_moving_t5_and_clip_off_the_gpu():
+    pins = dict(transformer="bf16", text_encoder="bf16", offload="none", compile="none", vae_tiling=False)
+    resident = plan("h100", ram=64, text_encoder_placement="resident", **pins)
+    free = plan("h100", ram=64, text_encoder_placement="free", **pins)
+    moved = resident.estimate.memory.weights_gib.text_encoder_2 + resident.estimate.memory.weights_gib.text_encoder
+    extra = free.estimate.latency.text_encode_s - resident.estimate.latency.text_encode_s
+    assert extra == pytest.approx(moved / free.host.unload_gib_s, rel=1e-6)
+
+
+def test_a_batch_makes_at_least_that_many_images():
+    assert plan("h100", ram=64, batch=2).request.images == 2
+    assert plan("h100", ram=64, batch=2, images=5).request.images == 5
