@@ -25,14 +25,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
 
 from fluxplan.catalog.families import Family, find_family
 from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError, UnknownModel
 from fluxplan.models import Candidate, Plan
 from fluxplan.run.measure import (MAX_SEQUENCE_LENGTH, DecodeOOM, Measurement, OutOfMemory, Progress,
                                   is_out_of_memory)
+from fluxplan.run.record import _open_store, observations, previous_failure, run_record
 from fluxplan.run.recovery import RecoveryEvent, one_line as _one_line, run_with_recovery
+from fluxplan.run.report import Report, measured as _measured, predicted as _predicted
 
 CANDIDATE_PHASES = ("load", "encode", "denoise", "decode")  # failures the store keeps against the plan
 
@@ -49,43 +50,6 @@ class Target:
     @property
     def on_cpu(self) -> bool:
         return not self.device.startswith("cuda")
-
-
-class Report(BaseModel):
-    """What `generate` chose, why, where the images are, and what it cost: predicted against measured."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    prompt: str
-    seed: int
-    model: str
-    device: str
-    dtype: str
-    planned_for: str  # the GPU the plan was made for
-    predictions_apply: bool  # False on a CPU run: the estimates are for planned_for
-    plan: Plan = Field(exclude=True)
-    choice: dict[str, Any]
-    why: str
-    paths: list[Path]
-    predicted: dict[str, float | None]
-    measured: dict[str, float | None]
-    measurement: Measurement
-    load_s: float
-    setup_s: float
-    notes: list[str] = Field(default_factory=list)  # planning and building (the run's own: measurement.notes)
-    recovery: list[RecoveryEvent] = Field(default_factory=list)  # out-of-memory recoveries, in order
-    run_id: int | None = None
-    images: list[Any] = Field(default_factory=list, exclude=True)  # PIL images
-
-    def summary(self) -> str:
-        m = self.measured
-        line = (f"{len(self.paths)} image(s) in {m['total_s']:.1f} s on {self.device} ({self.dtype}): "
-                f"load {self.load_s:.1f} s, encode {self.measurement.encode_s:.2f} s, "
-                f"{self.measurement.step_s:.2f} s/step, decode {self.measurement.decode_s:.2f} s")
-        if self.predictions_apply and m.get("peak_gib") is not None:
-            line += (f"; peak {m['peak_gib']:.1f} GiB (predicted {self.predicted['peak_vram_gib']:.1f}), "
-                     f"{m['latency_s']:.1f} s/image (predicted {self.predicted['latency_s']:.1f})")
-        return line
 
 
 # --------------------------------------------------------------------------- probe
@@ -182,32 +146,6 @@ def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list
     return p, notes
 
 
-def observations(gpu: str, store=None) -> list:
-    """What earlier runs on this GPU really cost (the run store's successful GPU runs), for the planner to
-    correct its predictions with."""
-    from fluxplan.models import Observation
-    from fluxplan.run.store import Store
-
-    try:
-        db = store or Store()
-        runs = db.runs(gpu=gpu)
-    except FluxplanError:
-        return []
-    return [Observation(candidate=r.candidate, height=r.height, width=r.width, batch=r.batch,
-                        peak_gib=r.peak_nvml_gib, step_s=r.step_s)
-            for r in runs if r.ok and r.device.startswith("cuda") and r.peak_nvml_gib and r.step_s]
-
-
-def previous_failure(store, where: Target, p: Plan) -> str | None:
-    """A note when the chosen candidate already failed on this device for this shape (the store knows)."""
-    if store is None:
-        return None
-    if p.choice in store.failed_candidates(where.name, p.request, p.budget.vram_gib):
-        return (f"this plan failed on {where.name} at {p.request.width}x{p.request.height} before "
-                "(see the store's failures); trying again")
-    return None
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -300,61 +238,6 @@ def save(images: list, paths: list[Path], *, prompt: str, seed: int, model: str,
     return [save_png(im, path, ImageMeta(prompt=prompt, seed=seed + i, model=model, width=r.width, height=r.height,
                                          steps=r.steps, guidance=guidance, plan=p.choice.as_dict(), timings=timing))
             for i, (im, path) in enumerate(zip(images, paths))]
-
-
-def _measured(built, m: Measurement, images: int) -> dict[str, float | None]:
-    peak = m.peak_nvml_gib
-    if peak is None and m.peak_reserved_gib is not None:
-        peak = m.peak_reserved_gib + (m.context_gib or 0.0)
-    return {"peak_gib": peak, "latency_s": (built.load_s + built.setup_s + m.total_s) / images,
-            "first_image_s": built.load_s + built.setup_s + m.encode_s + sum(m.step_seconds[0]) + m.decode_seconds[0],
-            "total_s": m.total_s, "step_s": m.step_s}
-
-
-def _predicted(p: Plan) -> dict[str, float | None]:
-    e = p.estimate
-    return {"peak_vram_gib": e.peak_vram_gib, "latency_s": e.latency_s, "first_image_s": e.first_image_s,
-            "step_s": e.latency.denoise_step_s}
-
-
-def run_record(where: Target, p: Plan, model: str, *, seed: int, guidance: float | None, built=None,
-               m: Measurement | None = None, error: BaseException | None = None, phase: str | None = None,
-               recovered: list[RecoveryEvent] = ()):
-    """The store's RunRecord of a run (failed when `error` is given). A run that went through after `recovered`
-    (VAE tiling switched on in decode) keeps its planned candidate, with phase and error saying what was done."""
-    import diffusers
-    import torch
-
-    from fluxplan.run.store import RunRecord
-
-    r = p.request
-    rec = RunRecord(gpu=where.name, planned_gpu=p.gpu.name, driver=where.driver, device=where.device,
-                    torch_version=torch.__version__, diffusers_version=diffusers.__version__, model=model,
-                    height=r.height, width=r.width, steps=r.steps, batch=r.batch, images=r.images, seed=seed,
-                    guidance=guidance, candidate=p.choice,
-                    predicted_peak_gib=None if where.on_cpu else p.estimate.peak_vram_gib,
-                    predicted_latency_s=None if where.on_cpu else p.estimate.latency_s,
-                    load_s=getattr(built, "load_s", None), setup_s=getattr(built, "setup_s", None),
-                    ok=error is None, phase=phase, error=_one_line(error) if error is not None else None)
-    if recovered and error is None:
-        rec = rec.model_copy(update=dict(phase=recovered[-1].phase,
-                                         error="recovered: " + "; ".join(ev.line() for ev in recovered)))
-    if m is not None:
-        rec = rec.model_copy(update=dict(
-            compile_s=m.compile_s, encode_s=m.encode_s, step_s=m.step_s, step_seconds=m.steps_flat,
-            decode_s=m.decode_s, peak_reserved_gib=m.peak_reserved_gib, context_gib=m.context_gib,
-            peak_nvml_gib=m.peak_nvml_gib))
-    return rec
-
-
-def _open_store(store):
-    from fluxplan.run.store import Store
-
-    if store is False or store is None:
-        return None
-    if store is True:
-        return Store()
-    return store if isinstance(store, Store) else Store(store)
 
 
 def generate(prompt: str, *, model: str | Path = "dev", seed: int = 0, out: str | Path | None = None,
