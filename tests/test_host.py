@@ -64,3 +64,19 @@ def test_placement_free_pays_for_moving_t5_and_clip_off_the_gpu():
 def test_a_batch_makes_at_least_that_many_images():
     assert plan("h100", ram=64, batch=2).request.images == 2
     assert plan("h100", ram=64, batch=2, images=5).request.images == 5
+
+
+def test_runs_that_encoded_on_this_cpu_set_its_rate():
+    from fluxplan.catalog.families import find_family
+    from fluxplan.models import Candidate, Compile, Observation, Offload, TextEncoderPlacement
+
+    fam = find_family("dev")
+    cpu = Candidate("bf16", "bf16", TextEncoderPlacement.CPU, Offload.GROUP_LEAF, Compile.NONE, False)
+    resident = Candidate("bf16", "bf16", TextEncoderPlacement.RESIDENT, Offload.NONE, Compile.NONE, False)
+    seen = [Observation(candidate=cpu, height=1024, width=1024, encode_s=1.6),
+            Observation(candidate=resident, height=1024, width=1024, encode_s=0.04)]  # a GPU encode says nothing
+    p = plan("h100", ram=64, cpu_tflops=0.5, observations=seen, **T5_CPU)
+    expected = 2 * fam.t5_params.total * fam.max_sequence_length / 1.6 / 1e12
+    assert p.host.cpu_tflops == pytest.approx(expected)
+    assert p.estimate.latency.text_encode_s == pytest.approx(1.6)
+    assert any("1 run(s) here encoded" in n for n in p.notes)

@@ -249,6 +249,7 @@ class Observation(Frozen):
     text_tokens: int | None = None
     peak_gib: float | None = Field(default=None, gt=0)
     step_s: float | None = Field(default=None, gt=0)
+    encode_s: float | None = Field(default=None, gt=0)  # with T5 on the CPU: how fast this CPU encodes
 
 
 class Constraint(str, Enum):

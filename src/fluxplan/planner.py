@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Iterable
 
 from pydantic import ValidationError
@@ -275,9 +276,14 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
         host = host.model_copy(update={"ram_gib": probed or DEFAULT_RAM_GIB})
         notes.append(f"host RAM read: {probed:.1f} GiB" if probed else
                      f"host RAM not given: offload plans assume {DEFAULT_RAM_GIB:g} GiB (set --ram)")
+    observations = list(observations)
+    observed = observed_cpu_tflops(observations, family)
+    if observed is not None:  # T5 encoded on this CPU before: the measured rate beats the probe and the guess
+        rate, n = observed
+        host = host.model_copy(update={"cpu_tflops": rate})
+        notes.append(f"T5 on the CPU costed at {rate:.2f} TFLOP/s, as {n} run(s) here encoded")
     profile, profile_gpu = nearest_profile(gpu_facts, profiles if profiles is not None else bundled_profiles())
     cost = CostModel(request, gpu_facts, host, profile, profile_gpu)
-    observations = list(observations)
     if observations:
         def predict(o: Observation) -> Terms:
             shape = request.model_copy(update={"height": o.height, "width": o.width, "batch": o.batch,
@@ -292,6 +298,14 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
     result = solve(provider, budget, pins)
     return Plan.model_construct(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
                 profile=profile.gpu, profile_measured_here=cost.measured_here, **result)
+
+
+def observed_cpu_tflops(observations: list[Observation], family) -> tuple[float, int] | None:
+    """(median rate, runs) at which earlier runs with T5 on the CPU encoded their prompt, or None."""
+    rates = [2 * family.t5_params.total * (o.text_tokens or family.max_sequence_length) / o.encode_s / 1e12
+             for o in observations
+             if o.encode_s and o.candidate.text_encoder_placement is TextEncoderPlacement.CPU]
+    return (statistics.median(rates), len(rates)) if rates else None
 
 
 def _cached_cpu_tflops() -> float | None:

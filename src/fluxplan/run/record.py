@@ -21,7 +21,7 @@ def observations(gpu: str, store=None) -> list:
     except FluxplanError:
         return []
     return [Observation(candidate=r.candidate, height=r.height, width=r.width, batch=r.batch,
-                        peak_gib=r.peak_nvml_gib, step_s=r.step_s)
+                        peak_gib=r.peak_nvml_gib, step_s=r.step_s, encode_s=r.encode_s or None)
             for r in runs if r.ok and r.device.startswith("cuda") and r.peak_nvml_gib and r.step_s]
 
 
