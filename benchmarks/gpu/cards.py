@@ -10,19 +10,23 @@ when it ends without an image for lack of memory.
 The oracle: for each shape, the plans of equal quality (the chosen weight formats, every offload mode and T5
 placement the planner can build) that the planner predicts within 10 % of fitting some card, up to TOP_K of the
 fastest per card, are measured uncapped on the same GPU. A cell's oracle is the fastest of them whose measured peak
-fits the card (the cell's own run included); regret = the cell's time per image / the oracle's.
+leaves the planner's margin on the card (the cell's own run included); regret = the cell's time per image / the
+oracle's.
 
 To keep the matrix within the device budget, three things are shared or shortened, and the table says so:
-- plans are made for 28 steps, but the denoising loop runs RUN_STEPS of them; time per image = encode +
-  28 x the median steady step + decode, divided by the batch (load is one-off and listed apart);
+- plans are made for 28 steps, but the denoising loop runs RUN_STEPS of them; time per image = encode + the first
+  step + 27 x the median steady step + decode, divided by the batch (load is one-off and listed apart);
 - cells and oracle runs that use the same pipeline (the same candidate, VAE tiling aside) share one load: the
   pipeline is loaded in the cell with the smallest card, and reused for larger cards and for the oracle runs;
 - the run store is off (store=False), so no cell learns from another: every prediction is the profile's.
 
-    # GPU machine: source benchmarks/gpu/setup.sh, build synthetic:dev, then (in parts, each under 10 minutes):
-    python3 benchmarks/gpu/cards.py run --model .devcache/synthetic/dev-s0 --out $OUT --deadline 500 --part 1/2
-    # here: the table in docs/RELIABILITY.md
-    .venv/bin/python benchmarks/gpu/cards.py report benchmarks/results/h100-2026-11-22/cards.jsonl
+    # GPU machine: source benchmarks/gpu/setup.sh, build synthetic:dev, then in parts, each under 10 minutes
+    # (--cells "6:1536;12:1024 b2" and --oracle-shapes "1024 b2" run a selection):
+    python3 benchmarks/gpu/cards.py run --model .devcache/synthetic/dev-s0 --out $OUT --deadline 480 --part 1/3
+    # here: the section of docs/RELIABILITY.md (its regenerate command names the committed runs)
+    .venv/bin/python benchmarks/gpu/cards.py report LATEST.jsonl --earlier EARLIER.jsonl --plan LATEST_plan.json
+    # here: measured less predicted peak of every distinct measured configuration, with the current cost model
+    .venv/bin/python benchmarks/gpu/cards.py residuals benchmarks/results/h100-2026-11-22/cards-run1.jsonl
     # anywhere: the planned matrix and its pipeline groups, no GPU needed
     .venv/bin/python benchmarks/gpu/cards.py plan --gpu h100 --ram 125
 """
@@ -338,7 +342,8 @@ def combine(latest: Path, earlier: list[Path], plan_file: Path | None, cpu: floa
     for run, path in enumerate([*earlier, latest], start=1):
         for r in _rows(path):
             if r["kind"] == "oracle":
-                oracle.append(r) if r.get("ok") else None
+                if r.get("ok"):
+                    oracle.append(r)
                 continue
             key = (r["card"], r["shape"])
             latest_run = path == latest
@@ -417,6 +422,32 @@ def report(latest: Path, earlier: list[Path] = (), plan_file: Path | None = None
     return "\n".join(lines)
 
 
+def residuals(paths: list[Path]) -> str:
+    """Measured less predicted peak (GiB) of every distinct (plan, size, batch) measured, with the current cost model
+    and the bundled H100 profile: what the cost model's fitted terms were read from."""
+    from fluxplan.catalog.gpus import find_gpu
+    from fluxplan.cost.model import CostModel
+    from fluxplan.cost.profile import bundled_profiles
+    from fluxplan.models import Host, Request
+
+    prof = next(p for p in bundled_profiles() if p.gpu.startswith("NVIDIA H100"))
+    gpu = find_gpu(prof.gpu)
+    lines, seen = ["| plan | size | batch | peak predicted | peak measured | measured less predicted | peak phase |",
+                   "|---|---|---|---|---|---|---|"], set()
+    for r in (r for path in paths for r in _rows(path)):
+        if not r.get("ok") or r.get("peak_gib") is None or (r.get("chosen") or r.get("candidate")) is None:
+            continue
+        c = _cand(r.get("chosen") or r["candidate"])
+        if (c, r["width"], r["height"], r["batch"]) in seen:
+            continue
+        seen.add((c, r["width"], r["height"], r["batch"]))
+        req = Request(width=r["width"], height=r["height"], batch=r["batch"])
+        t = CostModel(req, gpu, Host(ram_gib=125.0), prof, gpu).terms(c)
+        lines.append(f"| {c.label()} | {r['width']}x{r['height']} | {r['batch']} | {t.peak:.2f} | {r['peak_gib']:.2f} "
+                     f"| {r['peak_gib'] - t.peak:+.2f} | {('encode', 'denoise', 'decode')[t.peak_phase]} |")
+    return "\n".join(lines)
+
+
 def recipes_table(cells: list[dict], oracle: list[dict]) -> str:
     mine = next((c for c in cells if c["card"] == RECIPE_CARD and c["shape"] == RECIPE_SHAPE and c.get("ok")), None)
     recipes = [o for o in oracle if o["shape"] == RECIPE_SHAPE and o.get("recipe")]
@@ -460,6 +491,8 @@ def main() -> None:
     rep.add_argument("--plan", type=Path, help="the latest run's cards_plan.json (what it planned for every cell)")
     rep.add_argument("--cpu-tflops", type=float, help="the CPU rate the latest run measured (its host.json)")
     rep.add_argument("--write", type=Path, help="replace the cards section of this Markdown file")
+    res = sub.add_parser("residuals")
+    res.add_argument("rows", type=Path, nargs="+")
     a = ap.parse_args()
     if a.cmd == "plan":
         m = plan_matrix(a.gpu, a.ram, None, a.cpu_tflops)
@@ -473,6 +506,8 @@ def main() -> None:
         only = {(int(c.split(":")[0]), c.split(":")[1]) for c in a.cells.split(";")} if a.cells else None
         shapes = set(a.oracle_shapes.split(";")) if a.oracle_shapes else None
         run_matrix(a.model, a.out, a.deadline, a.part, a.device, a.gpu, only, shapes)
+    elif a.cmd == "residuals":
+        print(residuals(a.rows))
     elif a.cmd == "child":
         child(json.loads(a.spec.read_text()), a.model, a.out, a.stop_at, a.device)
     else:

@@ -25,7 +25,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-
 from fluxplan.catalog.families import Family, find_family
 from fluxplan.errors import BadInput, FluxplanError, MissingPackage, ModelLoadError, UnknownModel
 from fluxplan.models import Candidate, Plan

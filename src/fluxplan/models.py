@@ -134,7 +134,7 @@ class Host(Frozen):
     disk_gbs: float = Field(default=2.0, gt=0, description="read bandwidth for loading weights")
     unload_gib_s: float = Field(default=1.4, gt=0, description=(
         "rate of moving weights from the GPU to pageable host memory, which T5 placement 'free' pays after each "
-        "encode (measured on the H100 machine, benchmarks/results/h100-2026-11-22/cards.jsonl: T5 and CLIP, "
+        "encode (measured on the H100 machine, benchmarks/results/h100-2026-11-22/cards-run1.jsonl: T5 and CLIP, "
         "9.1 GiB, added 5.8-7.5 s to the encode)"))
 
 
@@ -249,7 +249,7 @@ class Observation(Frozen):
     text_tokens: int | None = None
     peak_gib: float | None = Field(default=None, gt=0)
     step_s: float | None = Field(default=None, gt=0)
-    encode_s: float | None = Field(default=None, gt=0)  # with T5 on the CPU: how fast this CPU encodes
+    encode_s: float | None = Field(default=None, gt=0)  # the prompt's encode; where T5 ran on the CPU, its rate
 
 
 class Constraint(str, Enum):

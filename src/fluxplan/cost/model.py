@@ -23,8 +23,9 @@ from fluxplan.models import (GPU, Candidate, Compile, Estimate, Host, LatencyBre
 TILE_PX = 1024  # the FLUX VAE's tile (config sample_size): tiling splits only images larger than this
 TILE_OVERLAP_COST = 1.78  # (1 / 0.75)^2: tiles overlap by a quarter
 HOST_BASE_GIB = 2.0
-# Fitted to the emulated-card matrix on the H100 (benchmarks/results/h100-2026-11-22/cards.jsonl: 50 pipeline runs,
-# `python benchmarks/gpu/cards.py residuals` prints the fit); the held-out set of docs/ACCURACY.md was not used.
+# Read off the residuals of the emulated-card matrix's first run on the H100 (benchmarks/results/h100-2026-11-22/
+# cards-run1.jsonl, 42 distinct pipeline runs; `benchmarks/gpu/cards.py residuals FILE` prints measured less
+# predicted peak for each); the held-out set of docs/ACCURACY.md was not used.
 GROUP_STREAM_GIB = 0.15  # group offload with streams: the prefetched group beside the running one (768..1024: +0.1..0.24)
 LARGE_IMAGE_GIB_PER_KTOKEN = 0.09  # denoise and decode reserve beyond the linear terms, per 1000 image tokens of one
 #                                    image above 4096 (1536x1536: +0.3..+0.6 GiB in every offload mode)

@@ -85,31 +85,33 @@ def _dtype(device: str):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def _torchao(device: str) -> None:
+def _torchao_quantizes(device: str, dtype, config, tolerance: float) -> None:
+    """torchao's quantize_ with `config` on a small linear layer, whose output must stay near the original's."""
     import torch
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    from torchao.quantization import quantize_
 
-    layer, x = _linear(device, _dtype(device))
+    layer, x = _linear(device, dtype)
     with torch.no_grad():
         ref = layer(x)
         model = torch.nn.Sequential(layer)
-        quantize_(model, Int8WeightOnlyConfig())
-        _compare(model(x), ref, 0.05)
+        quantize_(model, config)
+        _compare(model(x), ref, tolerance)
+
+
+def _torchao(device: str) -> None:
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    _torchao_quantizes(device, _dtype(device), Int8WeightOnlyConfig(), 0.05)
 
 
 def _mslk(device: str) -> None:
     """torchao int4 weight-only: its kernels come from the separate mslk package."""
     import torch
-    from torchao.quantization import Int4WeightOnlyConfig, quantize_
+    from torchao.quantization import Int4WeightOnlyConfig
 
     if not device.startswith("cuda"):
         raise Unusable("torchao int4 weight-only runs on a CUDA GPU only")
-    layer, x = _linear(device, torch.bfloat16)
-    with torch.no_grad():
-        ref = layer(x)
-        model = torch.nn.Sequential(layer)
-        quantize_(model, Int4WeightOnlyConfig())
-        _compare(model(x), ref, 0.2)
+    _torchao_quantizes(device, torch.bfloat16, Int4WeightOnlyConfig(), 0.2)
 
 
 def _bitsandbytes(device: str) -> None:

@@ -1,5 +1,5 @@
-"""How fast this machine's CPU runs T5 (placement `cpu` encodes the prompt there): a few bf16 matmuls of T5-XXL's
-feed-forward shape, timed once and kept in $FLUXPLAN_CACHE/host.json for this CPU and torch version, so that the
+"""How fast this machine's CPU runs T5 (placement `cpu` encodes the prompt there): a few bf16 matmuls at T5-XXL's
+width, timed once and kept in $FLUXPLAN_CACHE/host.json for this CPU and torch version, so that the
 planner (which never imports torch) reads a measured figure instead of a guess.
 
 A 16-core server CPU of the H100 machine ran T5-XXL's 512-token encode in 1.5-1.9 s, where the guess of 0.5 TFLOP/s
@@ -14,7 +14,7 @@ import platform
 import time
 from pathlib import Path
 
-SHAPE = (512, 4096, 10240)  # tokens x d_model x d_ff: T5-XXL's feed-forward, where its encode spends its time
+TOKENS, D_MODEL, N = 512, 4096, 1024  # T5-XXL's prompt length and width; N columns keep a slow CPU's probe short
 
 
 def host_path() -> Path:
@@ -46,7 +46,7 @@ def measure_cpu_tflops(budget_s: float = 0.5) -> float:
     slow) is measured in about `budget_s`, and a fast one in milliseconds."""
     import torch
 
-    tokens, k, n = SHAPE[0], SHAPE[1], 1024
+    k, n = D_MODEL, N
     b = torch.randn(k, n, dtype=torch.bfloat16)
     m = 8
     while True:
@@ -56,7 +56,7 @@ def measure_cpu_tflops(budget_s: float = 0.5) -> float:
             t = time.perf_counter()
             torch.matmul(a, b)
             best = min(best, time.perf_counter() - t)
-        if m >= tokens or best * 8 > budget_s:
+        if m >= TOKENS or best * 8 > budget_s:
             return 2 * m * k * n / best / 1e12
         m *= 4
 

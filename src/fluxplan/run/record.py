@@ -3,10 +3,15 @@ earlier failures of a plan."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fluxplan.errors import FluxplanError
 from fluxplan.models import Plan
 from fluxplan.run.measure import Measurement
 from fluxplan.run.recovery import RecoveryEvent, one_line as _one_line
+
+if TYPE_CHECKING:
+    from fluxplan.api import Target
 
 
 def observations(gpu: str, store=None) -> list:
@@ -25,7 +30,7 @@ def observations(gpu: str, store=None) -> list:
             for r in runs if r.ok and r.device.startswith("cuda") and r.peak_nvml_gib and r.step_s]
 
 
-def previous_failure(store, where, p: Plan) -> str | None:
+def previous_failure(store, where: Target, p: Plan) -> str | None:
     """A note when the chosen candidate already failed on this device for this shape (the store knows)."""
     if store is None:
         return None
@@ -35,7 +40,7 @@ def previous_failure(store, where, p: Plan) -> str | None:
     return None
 
 
-def run_record(where, p: Plan, model: str, *, seed: int, guidance: float | None, built=None,
+def run_record(where: Target, p: Plan, model: str, *, seed: int, guidance: float | None, built=None,
                m: Measurement | None = None, error: BaseException | None = None, phase: str | None = None,
                recovered: list[RecoveryEvent] = ()):
     """The store's RunRecord of a run (failed when `error` is given). A run that went through after `recovered`
