@@ -35,13 +35,23 @@ def test_a_cache_from_another_cpu_or_torch_is_measured_again(tmp_path, monkeypat
     assert hostprobe.cpu_tflops() == 0.5
 
 
-def test_the_probe_measures_this_cpu_within_its_budget():
-    import time
+def test_the_probe_grows_to_t5s_prompt_length_only_while_within_its_budget(monkeypatch):
+    import torch
 
-    t = time.perf_counter()
-    rate = hostprobe.measure_cpu_tflops(budget_s=0.3)
-    assert rate > 0
-    assert time.perf_counter() - t < 5.0  # even a CPU without bf16 arithmetic stops early
+    sizes = []
+    real = torch.matmul
+
+    def matmul(a, b):
+        sizes.append(a.shape[0])
+        return real(a, b)
+
+    monkeypatch.setattr(torch, "matmul", matmul)
+    assert hostprobe.measure_cpu_tflops(budget_s=0.0) > 0  # no budget: the first, smallest size only
+    assert sorted(set(sizes)) == [8]
+    sizes.clear()
+    monkeypatch.setattr(hostprobe, "TOKENS", 128)  # T5's 512 in spirit; smaller keeps this test quick here
+    hostprobe.measure_cpu_tflops(budget_s=1e9)  # no limit: every size up to the prompt length
+    assert sorted(set(sizes)) == [8, 32, 128]
 
 
 def test_t5_on_the_cpu_costs_the_measured_rate():
