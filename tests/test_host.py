@@ -35,23 +35,23 @@ def test_a_cache_from_another_cpu_or_torch_is_measured_again(tmp_path, monkeypat
     assert hostprobe.cpu_tflops() == 0.5
 
 
-def test_the_probe_grows_to_t5s_prompt_length_only_while_within_its_budget(monkeypatch):
+def test_the_probe_grows_to_t5s_feed_forward_matmul_only_while_within_its_budget(monkeypatch):
     import torch
 
-    sizes = []
+    shapes = []
     real = torch.matmul
 
     def matmul(a, b):
-        sizes.append(a.shape[0])
+        shapes.append((a.shape[0], a.shape[1], b.shape[1]))
         return real(a, b)
 
     monkeypatch.setattr(torch, "matmul", matmul)
     assert hostprobe.measure_cpu_tflops(budget_s=0.0) > 0  # no budget: the first, smallest size only
-    assert sorted(set(sizes)) == [8]
-    sizes.clear()
-    monkeypatch.setattr(hostprobe, "TOKENS", 128)  # T5's 512 in spirit; smaller keeps this test quick here
-    hostprobe.measure_cpu_tflops(budget_s=1e9)  # no limit: every size up to the prompt length
-    assert sorted(set(sizes)) == [8, 32, 128]
+    assert set(shapes) == {(8, 4096, 160)}
+    shapes.clear()
+    monkeypatch.setattr(hostprobe, "N", 1024)  # T5's 10240 in spirit; smaller keeps this test quick here
+    hostprobe.measure_cpu_tflops(budget_s=1e9)  # no limit: every size up to T5's prompt length
+    assert sorted(set(shapes)) == [(8, 4096, 16), (32, 4096, 64), (128, 4096, 256), (512, 4096, 1024)]
 
 
 def test_t5_on_the_cpu_costs_the_measured_rate():

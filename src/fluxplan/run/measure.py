@@ -3,7 +3,7 @@
     images, m = generate_images(built, "a red fox", height=1024, width=1024, steps=28, guidance=3.5, seed=0,
                                 batch=1, images=1, max_sequence_length=512, placement="resident", device="cuda")
 
-Stages, each timed on its own (with torch.cuda.synchronize() on CUDA):
+Stages, each timed on its own (with torch.cuda.synchronize() on CUDA; the steps with CUDA events):
 - encode: `pipe.encode_prompt` called here, once for all images; placement `free` then moves the text encoders
   off the GPU (builder.free_text_encoders); placement `cpu` has T5 on the CPU and the embeddings moved over.
 - denoise: the pipeline with `prompt_embeds` and `output_type="latent"`; each step timed by
@@ -189,22 +189,43 @@ def encode(pipe: Any, prompt: str, *, batch: int, max_sequence_length: int, plac
 def denoise(pipe: Any, embeds, pooled, *, n: int, height: int, width: int, steps: int, guidance: float,
             generators: list, device: str, on_step: Callable[[], None]) -> tuple[Any, list[float]]:
     """Packed latents of `n` images, and each step's seconds (from the call to the first step's end, then
-    between step ends)."""
-    marks: list[float] = []
+    between step ends). On CUDA each step's end is a CUDA event, and the CPU waits only for the step before the
+    one just queued: it stays a step ahead, so the GPU never idles while the next step is launched (a
+    synchronize per step cost 1.4 % of an image on the H100), and progress lags by at most one step."""
+    if device.startswith("cuda"):
+        import torch
+
+        events = [torch.cuda.Event(enable_timing=True)]
+
+        def mark() -> None:
+            events.append(torch.cuda.Event(enable_timing=True))
+            events[-1].record()
+            if len(events) > 2:
+                events[-2].synchronize()
+
+        def seconds() -> list[float]:
+            events[-1].synchronize()
+            return [a.elapsed_time(b) / 1000 for a, b in zip(events[:-1], events[1:])]
+
+        events[0].record()
+    else:
+        marks = [time.perf_counter()]
+
+        def mark() -> None:
+            marks.append(time.perf_counter())
+
+        def seconds() -> list[float]:
+            return [b - a for a, b in zip(marks[:-1], marks[1:])]
 
     def step_end(_pipe, i, t, tensors):
-        _sync(device)
-        marks.append(time.perf_counter())
+        mark()
         on_step()
         return {}
 
-    _sync(device)
-    t0 = time.perf_counter()
     latents = pipe(prompt_embeds=embeds[:n], pooled_prompt_embeds=pooled[:n], height=height, width=width,
                    num_inference_steps=steps, guidance_scale=guidance, generator=generators,
                    output_type="latent", callback_on_step_end=step_end, return_dict=False)[0]
-    times = [b - a for a, b in zip([t0] + marks[:-1], marks)]
-    return latents, times
+    return latents, seconds()
 
 
 def decode(pipe: Any, latents, *, height: int, width: int) -> list:
