@@ -157,6 +157,7 @@ def child(group: dict, model: Path, out: Path, stop_at: float, device: str = "cu
 
     from fluxplan import api
     from fluxplan.run.measure import is_out_of_memory
+    from fluxplan.run.placement import set_vae_tiling
 
     cache: dict[str, object] = {}
     build_plan, run = api.build_plan, api.run
@@ -176,7 +177,7 @@ def child(group: dict, model: Path, out: Path, stop_at: float, device: str = "cu
             built = cache[key] = build_plan(p, model, where, gguf_file=gguf_file)
             warm_up(built, p, where)
         pipe = built.pipe
-        pipe.vae.enable_tiling() if p.choice.vae_tiling else pipe.vae.disable_tiling()
+        set_vae_tiling(pipe, p.choice.vae_tiling)  # run 3 toggled tiling alone, without slicing
         if p.choice.text_encoder_placement.value == "free":  # the last run moved them to the CPU
             for name in ("text_encoder", "text_encoder_2"):
                 getattr(pipe, name).to(where.device)
@@ -252,6 +253,7 @@ def child(group: dict, model: Path, out: Path, stop_at: float, device: str = "cu
 
 def _measured(m, batch: int) -> dict:
     return {"encode_s": m.encode_s, "step_s": m.step_s, "first_step_s": m.steps_flat[0], "decode_s": m.decode_s,
+            "phase_peak_reserved_gib": m.phase_peak_reserved_gib, "context_gib": m.context_gib,
             "image_s": image_seconds(m.encode_s, m.steps_flat[0], m.step_s, m.decode_s, batch)}
 
 

@@ -30,6 +30,13 @@ GROUP_STREAM_GIB = 0.15  # group offload with streams: the prefetched group besi
 LARGE_IMAGE_GIB_PER_KTOKEN = 0.09  # denoise and decode reserve beyond the linear terms, per 1000 image tokens of one
 #                                    image above 4096 (1536x1536: +0.3..+0.6 GiB in every offload mode)
 SEQUENTIAL_DECODE_SHARE = 0.55  # under sequential offload the decode phase reserves this share of the resident one
+# Group offload with streams hides the transfer behind compute only in part: a step takes the transfer-bound step
+# or the compute plus what each mode does not overlap (per-group waits and launches), whichever is longer. Fitted on
+# the emulated-card matrix's third run (benchmarks/results/h100-2026-11-22-s3/cards-run3.jsonl, bf16, median steady
+# step at 768, 1024, 1536 and 1024 batch 2 against the resident step there): leaf 0.527/0.541/0.739/0.671 s against
+# compute 0.106/0.180/0.423/0.362 s; block 0.569/0.523/0.610/0.592 s. Without it the model priced both modes flat
+# in resolution and chose leaf where block was up to 17 % faster (1536x1536).
+GROUP_UNHIDDEN_S = {Offload.GROUP_LEAF: 0.31, Offload.GROUP_BLOCK: 0.19}
 
 
 _INDEX: dict[int, tuple[Profile, dict]] = {}
@@ -228,8 +235,9 @@ class CostModel:
         p, ratio = self.offload_point(mode, fmt)
         resident = (p.resident_gib or 0.0) * ratio
         transfer = p.extra_seconds * ratio * self.pcie_scale
-        if p.overlapped:  # streams: the step takes the longer of compute and the whole transfer
-            return max(compute, (p.extra_seconds + (p.compute_seconds or 0.0)) * ratio * self.pcie_scale), resident
+        if p.overlapped:  # streams: the longer of the transfer-bound step and compute plus what is not hidden
+            bound = (p.extra_seconds + (p.compute_seconds or 0.0)) * ratio * self.pcie_scale
+            return max(bound, compute + GROUP_UNHIDDEN_S.get(mode, 0.0)), resident
         return compute + transfer, resident
 
     def _memo(self, key, fn, *args):

@@ -83,10 +83,19 @@ def setup(pipe: Any, candidate: Candidate, device: str) -> list[str]:
     """Everything after loading: placement and offload, compile wrapping, VAE tiling."""
     notes = place(pipe, candidate, device)
     notes += compile_transformer(pipe, candidate.compile)
-    if candidate.vae_tiling:  # tiles, one image at a time: what the cost model's tiled decode assumes
+    if candidate.vae_tiling:
+        set_vae_tiling(pipe, True)
+    return notes
+
+
+def set_vae_tiling(pipe: Any, on: bool) -> None:
+    """VAE tiling with slicing (tiles, one image at a time: what the cost model's tiled decode assumes), or neither."""
+    if on:
         pipe.vae.enable_tiling()
         pipe.vae.enable_slicing()
-    return notes
+    else:
+        pipe.vae.disable_tiling()
+        pipe.vae.disable_slicing()
 
 
 def _on_accelerator(module: Any) -> bool:
