@@ -37,7 +37,8 @@ STEPS = 3
 PROMPT = "a red fox in the snow, photograph"
 
 
-def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "cuda", side: int = 1024) -> None:
+def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "cuda", side: int = 1024,
+          compile: str = "none") -> None:
     import gc
 
     import torch
@@ -57,8 +58,9 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
         offload = Offload(off)
         placement = (TextEncoderPlacement.FOLLOWS_OFFLOAD if offload in (Offload.MODEL, Offload.SEQUENTIAL)
                      else TextEncoderPlacement.RESIDENT)
-        c = Candidate(fmt, "bf16", placement, offload, Compile.NONE, False)
-        row = {"format": fmt, "offload": off, "text_encoder_2": "bf16", "steps": STEPS, "height": side, "width": side}
+        c = Candidate(fmt, "bf16", placement, offload, Compile(compile), False)
+        row = {"format": fmt, "offload": off, "compile": compile, "text_encoder_2": "bf16", "steps": STEPS,
+               "height": side, "width": side}
         t0 = time.perf_counter()
         built = None
         try:
@@ -66,7 +68,8 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
             row.update(load_s=built.load_s, setup_s=built.setup_s, notes=built.notes)
             _, m = generate_images(built, PROMPT, height=side, width=side, steps=STEPS, guidance=3.5, seed=0,
                                    max_sequence_length=512 if side >= 512 else 32, placement=placement, device=device)
-            row.update(ok=True, step_s=m.step_s, first_step_s=m.steps_flat[0], encode_s=m.encode_s,
+            row.update(ok=True, step_s=m.step_s, first_step_s=m.steps_flat[0], compile_s=m.compile_s,
+                       steps_s=m.steps_flat, encode_s=m.encode_s,
                        decode_s=m.decode_s, peak_nvml_gib=m.peak_nvml_gib, nvml_source=m.nvml_source,
                        peak_reserved_gib=m.peak_reserved_gib, peak_allocated_gib=m.peak_allocated_gib,
                        phase_peak_reserved_gib=m.phase_peak_reserved_gib, context_gib=m.context_gib)
@@ -106,9 +109,10 @@ def parent(args) -> None:
             print(f"deadline: stopping before {fmt}", flush=True)
             break
         cmd = [sys.executable, __file__, "--child", fmt, "--offloads", ",".join(todo), "--model", str(model),
-               "--out", str(out)]
+               "--out", str(out), "--compile", args.compile]
         try:
-            r = subprocess.run(cmd, timeout=min(left, 90 * len(todo) + 120))
+            per = 90 if args.compile == "none" else 400  # compiling takes minutes on the first step
+            r = subprocess.run(cmd, timeout=min(left, per * len(todo) + 120))
             code = r.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
@@ -127,6 +131,8 @@ def table(path: Path) -> str:
     lines = ["| transformer | offload | load s | peak GiB (NVML) | s/step | first step s | decode s | result |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r.get("compile", "none") != "none":
+            r = {**r, "offload": f"{r['offload']}, compile {r['compile']}"}
         if r.get("ok"):
             lines.append(f"| {r['format']} | {r['offload']} | {r['load_s']:.1f} | {r['peak_nvml_gib'] or float('nan'):.2f} "
                          f"| {r['step_s']:.3f} | {r['first_step_s']:.3f} | {r['decode_s']:.2f} | ok |")
@@ -148,11 +154,14 @@ def main() -> None:
     ap.add_argument("--table")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test with --model <synthetic tiny dir>")
     ap.add_argument("--side", type=int, default=1024)
+    ap.add_argument("--compile", default="none", choices=["none", "regional", "full"],
+                    help="compile the transformer (the first step's extra over the steady step is compile_s)")
     args = ap.parse_args()
     if args.table:
         print(table(Path(args.table)))
     elif args.child:
-        child(args.child, args.offloads.split(","), Path(args.model), Path(args.out), args.device, args.side)
+        child(args.child, args.offloads.split(","), Path(args.model), Path(args.out), args.device, args.side,
+              args.compile)
     else:
         parent(args)
 
