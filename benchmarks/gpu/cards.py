@@ -335,9 +335,10 @@ margin on the card; the chosen plan itself counts when nothing else is faster. P
 of the same plan (loaded once, in the smallest card), and the store is off, so no cell learns from another. Method
 and caveats: `benchmarks/gpu/cards.py`'s docstring. Regenerate:
 
-    .venv/bin/python benchmarks/gpu/cards.py report benchmarks/results/h100-2026-11-22/cards-run2.jsonl \\
-        --earlier benchmarks/results/h100-2026-11-22/cards-run1.jsonl \\
-        --plan benchmarks/results/h100-2026-11-22/cards-run2_plan.json --cpu-tflops 0.7498 --write docs/RELIABILITY.md
+    .venv/bin/python benchmarks/gpu/cards.py report benchmarks/results/h100-2026-11-22-s3/cards-run4.jsonl \\
+        --earlier benchmarks/results/h100-2026-11-22-s3/cards-run3.jsonl \\
+        --plan benchmarks/results/h100-2026-11-22-s3/cards-current_plan.json --cpu-tflops 3.8087 \\
+        --write docs/RELIABILITY.md
 """
 
 
@@ -396,8 +397,8 @@ def report(latest: Path, earlier: list[Path] = (), plan_file: Path | None = None
     configs = by_config(cells, oracle)
     metas = [p.with_name(p.stem + "_meta.json") for p in [*earlier, latest]]
     lines = [REPORT_INTRO, "Runs:", ""]
-    lines += [f"- run {i}: measured " + json.loads(m.read_text())["measured"] for i, m in enumerate(metas, 1)
-             if m.exists()]
+    lines += [f"- run {i} (`{m.name.replace('_meta.json', '.jsonl')}`): measured " + json.loads(m.read_text())["measured"]
+              for i, m in enumerate(metas, 1) if m.exists()]
     lines += ["", "| card GiB | shape | plan chosen (28 steps) | peak predicted | peak measured | fits | s/image | "
               "its plan's s/image (runs) | oracle (fastest within the card less the margin, equal quality) | "
               "oracle s/image (runs) | regret | note |",
@@ -488,13 +489,17 @@ def recipes_table(cells: list[dict], oracle: list[dict]) -> str:
     recipes = [o for o in oracle if o["shape"] == RECIPE_SHAPE and o.get("recipe")]
     if mine is None or not recipes:
         return "The 8 GiB comparison with the low-memory recipes did not run."
+    configs = by_config(cells, oracle)
+    ours = configs[RECIPE_SHAPE, mine["label"]]
     lines = [f"At {RECIPE_CARD} GiB, {RECIPE_SHAPE}x{RECIPE_SHAPE}, 28 steps, the documented low-memory recipes "
-             "(same machine and model):", "",
-             "| plan | peak GiB | s/image | fluxplan's advantage | note |", "|---|---|---|---|---|",
-             f"| fluxplan: {mine['label']} | {mine['peak_gib']:.2f} | {mine['image_s']:.1f} | | |"]
-    for r in recipes:
-        lines.append(f"| recipe: {r['label']} | {r['peak_gib']:.2f} | {r['image_s']:.1f} | "
-                     f"{r['image_s'] / mine['image_s']:.2f}x | {r.get('note', '')} |")
+             "(same machine and model; times are medians over the runs in brackets):", "",
+             "| plan | peak GiB | s/image (runs) | fluxplan's advantage |", "|---|---|---|---|",
+             f"| fluxplan: {mine['label']} | {ours['peak_gib']:.2f} | {ours['image_s']:.1f} ({ours['n']}) | |"]
+    for label in dict.fromkeys(r["label"] for r in recipes):
+        r = by_config([], [o for o in recipes if o["label"] == label])[RECIPE_SHAPE, label]
+        name = label if label.startswith("recipe:") else f"recipe: {label}"
+        lines.append(f"| {name} | {r['peak_gib']:.2f} | {r['image_s']:.1f} ({r['n']}) | "
+                     f"{r['image_s'] / ours['image_s']:.2f}x |")
     return "\n".join(lines)
 
 
