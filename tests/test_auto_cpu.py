@@ -134,3 +134,26 @@ def test_an_out_of_memory_run_is_recorded_as_a_failure_of_its_plan(cache, tmp_pa
     monkeypatch.setenv("FLUXPLAN_CACHE", str(cache))
     rc, out, err = auto(capsys, "a red fox", *BASE, "--transformer", "gguf-q8_0", "--out", str(tmp_path))
     assert rc == 0 and "failed on cpu at 256x256 before" in err
+
+
+def test_library_warnings_stay_quiet_and_the_users_are_shown(cache, tmp_path, capsys, monkeypatch):
+    """A library's SyntaxWarning (its source compiled on import, seen on the H100 as "invalid escape sequence"),
+    DeprecationWarning or FutureWarning is not the user's business; a prompt truncated for them is."""
+    import warnings
+
+    import fluxplan.api as api
+    from fluxplan.run.measure import PromptTruncated
+
+    real = api.generate
+
+    def noisy(*a, **kw):
+        warnings.warn("invalid escape sequence '\\.'", SyntaxWarning)
+        warnings.warn("old API", FutureWarning)
+        warnings.warn("prompt truncated for CLIP", PromptTruncated)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(api, "generate", noisy)
+    rc, out, err = auto(capsys, "a red fox", *BASE, "--transformer", "bf16", "--out", str(tmp_path / "fox.png"))
+    assert rc == 0, err
+    assert "warning: prompt truncated for CLIP" in err
+    assert "escape sequence" not in err and "old API" not in err

@@ -116,7 +116,9 @@ def auto(
             shown.add(note)
 
     def show_warning(message, category, *args, **kw):
-        if not issubclass(category, (DeprecationWarning, FutureWarning)):  # the libraries' own, not the user's
+        # DeprecationWarning, FutureWarning, SyntaxWarning (a library's source compiled on import): the libraries'
+        # own business, not the user's
+        if not issubclass(category, (DeprecationWarning, FutureWarning, SyntaxWarning)):
             err.print(f"[yellow]warning:[/] {message}")
 
     compile_mode = compile or "none"

@@ -35,7 +35,8 @@ SEQUENTIAL_DECODE_SHARE = 0.55  # under sequential offload the decode phase rese
 # the emulated-card matrix's third run (benchmarks/results/h100-2026-11-22-s3/cards-run3.jsonl, bf16, median steady
 # step at 768, 1024, 1536 and 1024 batch 2 against the resident step there): leaf 0.527/0.541/0.739/0.671 s against
 # compute 0.106/0.180/0.423/0.362 s; block 0.569/0.523/0.610/0.592 s. Without it the model priced both modes flat
-# in resolution and chose leaf where block was up to 17 % faster (1536x1536).
+# in resolution and chose leaf where block was up to 17 % faster (1536x1536). The unhidden part is taken as
+# transfer the streams do not overlap, so on other GPUs it scales with PCIe bandwidth.
 GROUP_UNHIDDEN_S = {Offload.GROUP_LEAF: 0.31, Offload.GROUP_BLOCK: 0.19}
 
 
@@ -237,7 +238,7 @@ class CostModel:
         transfer = p.extra_seconds * ratio * self.pcie_scale
         if p.overlapped:  # streams: the longer of the transfer-bound step and compute plus what is not hidden
             bound = (p.extra_seconds + (p.compute_seconds or 0.0)) * ratio * self.pcie_scale
-            return max(bound, compute + GROUP_UNHIDDEN_S.get(mode, 0.0)), resident
+            return max(bound, compute + GROUP_UNHIDDEN_S.get(mode, 0.0) * self.pcie_scale), resident
         return compute + transfer, resident
 
     def _memo(self, key, fn, *args):

@@ -122,12 +122,12 @@ def parent(args) -> None:
             with open(out / "matrix.jsonl", "a") as f:
                 for o in todo:
                     if (fmt, o) not in seen:
-                        f.write(json.dumps({"format": fmt, "offload": o, "ok": False,
+                        f.write(json.dumps({"format": fmt, "offload": o, "compile": args.compile, "ok": False,
                                             "error": f"process ended with {code} (crash or timeout)"}) + "\n")
 
 
 def table(path: Path) -> str:
-    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows = [r for r in (json.loads(x) for x in path.read_text().splitlines()) if "superseded" not in r]
     lines = ["| transformer | offload | load s | peak GiB (NVML) | s/step | first step s | decode s | result |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
