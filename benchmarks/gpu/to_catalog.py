@@ -1,7 +1,6 @@
 """Record in the format catalog which offload modes each format was seen to run with (or fail with).
 
     python benchmarks/gpu/to_catalog.py benchmarks/results/h100-2026-11-22/matrix.jsonl
-    python benchmarks/gpu/to_catalog.py benchmarks/results/h100-2026-11-22-s3/matrix-compile.jsonl
 
 Rows with a compile choice and no offload record that format's compile compatibility; rows combining offload and
 compile are not format-specific and go, by hand, into the catalog's `rules`.

@@ -14,6 +14,8 @@ Memory figures are the NVML view: what the caching allocator reserves (plus the 
 - decode and encode points: the VAE alone (tiled and not) and T5 alone (sweep).
 - offload points: per format and mode, from the matrix: the time a step (or an image, for model offload) took
   beyond the resident run of the same format.
+- compile points: matrix rows run with `--compile` and no offload: the compiled steady step (the seed's regional
+  point, ANCHORS section 6, stays only where no regional bf16 row was measured).
 What was not measured (offload modes without a pipeline row, the decode carry-over without any; encode and
 decode without sweep.json) comes from the reference profile (the one being replaced, else the bundled one),
 scaled through the spec database and labelled derived.
@@ -40,7 +42,8 @@ def _read(results: Path) -> tuple[dict | None, dict | None, list[dict]]:
 
 def build(results: Path, seed_profile: dict) -> dict:
     sweep, blocks, rows = _read(results)
-    ok = [r for r in rows if r.get("ok")]
+    compiled = [r for r in rows if r.get("ok") and r.get("compile", "none") != "none" and r["offload"] == "none"]
+    ok = [r for r in rows if r.get("ok") and r.get("compile", "none") == "none"]
     head = sweep or blocks or {}
     gpu = head["gpu"]
     v = (blocks or {}).get("versions") or {"torch": head.get("torch"), "diffusers": head.get("diffusers")}
@@ -71,7 +74,11 @@ def build(results: Path, seed_profile: dict) -> dict:
             "value": round(enc_act, 3), "kind": "measured",
             "source": f"{src_matrix}: bf16 encode-phase reserve less the text encoders and VAE"}
     forward = bp.merge(block_points, forward)
-    forward += [p for p in seed_profile.get("forward", []) if p["compile"] == "regional"]  # the seed's A6 point
+    for r in compiled:  # measured compiled pipelines: their steady step (the first step carries the compile)
+        forward.append({"format": r["format"], "compile": r["compile"], "image_tokens": 4096, "text_tokens": 512,
+                        "batch": 1, "seconds": r["step_s"], "kind": "measured", "source": src_matrix})
+    if not any(r["format"] == "bf16" and r["compile"] == "regional" for r in compiled):
+        forward += [p for p in seed_profile.get("forward", []) if p["compile"] == "regional"]  # the seed's A6 point
     refs: list[dict] = []
 
     def ref() -> dict:  # read only when something was not measured
@@ -136,7 +143,9 @@ def _provenance(results: Path, sweep: dict | None, blocks: dict | None, rows: li
     if sweep:
         parts.append("T5 encode, VAE decode and the CUDA context alone (fluxplan.profiling.sweep)")
     if rows:
-        parts.append(f"{sum(1 for r in rows if r.get('ok'))} pipeline runs (fluxplan.profiling.matrix)")
+        n_compiled = sum(1 for r in rows if r.get("ok") and r.get("compile", "none") != "none")
+        parts.append(f"{sum(1 for r in rows if r.get('ok'))} pipeline runs (fluxplan.profiling.matrix), "
+                     f"{n_compiled} of them compiled")
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
                "fluxplan.profiling.build.")
     if ref:
