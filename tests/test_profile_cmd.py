@@ -79,3 +79,20 @@ def test_measuring_needs_a_gpu(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["profile"]) == 2
     assert "--from-results" in capsys.readouterr().err
+
+
+def test_compiled_rows_are_compile_points_and_leave_the_eager_ones_alone(tmp_path, capsys):
+    """A matrix row run with --compile is that format's compiled forward point; the eager point of the same format
+    (and what is derived from it: weights, activations, offload) still comes from the eager row."""
+    from fluxplan.profiling.build import build
+
+    rows = [json.loads(x) for x in (RESULTS / "matrix.jsonl").read_text().splitlines()]
+    compiled = [r for r in rows if r.get("ok") and r.get("compile", "none") != "none" and r["offload"] == "none"]
+    eager = next(r for r in rows if r["format"] == "bf16" and r["offload"] == "none" and r.get("ok")
+                 and r.get("compile", "none") == "none")
+    assert compiled, "the committed matrix holds compiled rows"
+    prof = build(RESULTS, {"forward": []})
+    points = {(p["format"], p["compile"]): p for p in prof["forward"] if p["image_tokens"] == 4096 and p["batch"] == 1}
+    for r in compiled:
+        assert points[r["format"], r["compile"]]["seconds"] == r["step_s"]
+    assert points["bf16", "none"]["seconds"] == eager["step_s"]
