@@ -212,3 +212,23 @@ def test_a_profile_of_a_card_without_specs_serves_that_card_only():
     assert p.profile == "NVIDIA Mystery GPU" and p.profile_measured_here
     other = plan("4090", profiles=[mystery, h100])  # cannot scale from a card without specs: the H100's serves
     assert other.profile == h100.gpu and not other.profile_measured_here
+
+
+def test_t5_streamed_under_group_offload_is_offered_only_when_pinned():
+    """Placement `offload` under group offload streams T5 from host memory when encoding (diffusers' leaf-level
+    recipe). It has not run through fluxplan's builder on a GPU, so the planner uses it only when it is pinned."""
+    from fluxplan.cost.model import T5_STREAM_GIB_S
+    from fluxplan.models import TextEncoderPlacement
+
+    free = plan("h100", ram=125, vram=8)
+    assert free.choice.text_encoder_placement is not TextEncoderPlacement.FOLLOWS_OFFLOAD
+    assert all(a.candidate.text_encoder_placement is not TextEncoderPlacement.FOLLOWS_OFFLOAD
+               for a in free.alternatives)
+    pins = dict(transformer="bf16", text_encoder="bf16", offload="group-leaf", compile="none", vae_tiling=False)
+    streamed = plan("h100", ram=125, vram=8, text_encoder_placement="offload", **pins)
+    resident = plan("h100", ram=125, vram=40, text_encoder_placement="resident", **pins)
+    assert streamed.choice.label() == "bf16 + T5 bf16 (offload) + offload group-leaf"
+    w_t5 = resident.estimate.memory.weights_gib.text_encoder_2
+    extra = streamed.estimate.latency.text_encode_s - resident.estimate.latency.text_encode_s
+    assert extra == pytest.approx(w_t5 / T5_STREAM_GIB_S, rel=1e-6)  # the H100's own PCIe: no scaling
+    assert streamed.estimate.peak_vram_gib < resident.estimate.peak_vram_gib - 0.9 * w_t5

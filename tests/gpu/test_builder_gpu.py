@@ -194,6 +194,9 @@ def test_t5_placement_with_group_offload(placement, dev_dir):
         else:
             with torch.no_grad():
                 embeds, pooled, _ = pipe.encode_prompt("a red fox", prompt_2=None, device="cuda")
+            if placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:  # streamed: T5 lives in host memory throughout
+                assert t5_device == {"cpu"}
+                assert {p.device.type for p in pipe.text_encoder_2.parameters()} == {"cpu"}
             if placement is TextEncoderPlacement.FREE_AFTER_ENCODE:
                 before = torch.cuda.memory_allocated()
                 notes = free_text_encoders(pipe)

@@ -38,6 +38,12 @@ SEQUENTIAL_DECODE_SHARE = 0.55  # under sequential offload the decode phase rese
 # in resolution and chose leaf where block was up to 17 % faster (1536x1536). The unhidden part is taken as
 # transfer the streams do not overlap, so on other GPUs it scales with PCIe bandwidth.
 GROUP_UNHIDDEN_S = {Offload.GROUP_LEAF: 0.31, Offload.GROUP_BLOCK: 0.19}
+# T5 streamed from host memory at leaf level with streams (placement `offload` under group offload), as in diffusers'
+# memory guide: benchmarks/gpu/recipe.py on the H100 encoded in 0.25 s with T5 (8.87 GiB) and CLIP streamed, T5's
+# compute being 0.03 s: about 40 GiB/s. On the GPU at once: the leaf running and the one prefetched, at most two of
+# T5's 4096 x 10240 bf16 feed-forward weights.
+T5_STREAM_GIB_S = 40.0
+T5_STREAM_RESIDENT_GIB = 2 * 4096 * 10240 * 2 / 2**30
 
 
 _INDEX: dict[int, tuple[Profile, dict]] = {}
@@ -298,6 +304,11 @@ class CostModel:
                 enc_on = (0.0, 0.0, w_clip, 0.0)
                 cl = w_clip
                 host += self.t5_cpu_gib
+            elif placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:  # T5 streamed leaf by leaf when encoding
+                enc_on = (tf_res, min(w_t5, T5_STREAM_RESIDENT_GIB), w_clip, w_vae)
+                cl = w_clip
+                enc_s += w_t5 / T5_STREAM_GIB_S * self.pcie_scale
+                host += w_t5
             else:  # resident, or free: everything is placed at load; `free` releases T5 and CLIP after encoding
                 enc_on = (tf_res, w_t5, w_clip, w_vae)
                 cl = 0.0

@@ -57,8 +57,8 @@ def place(pipe: Any, candidate: Candidate, device: str) -> list[str]:
     elif placement is TextEncoderPlacement.FOLLOWS_OFFLOAD and offload in GROUP_TYPES:
         from diffusers.hooks import apply_group_offloading
 
-        apply_group_offloading(t5, **_group_kwargs(Offload.GROUP_BLOCK, device))
-        notes.append("T5 group-offloaded block by block")
+        apply_group_offloading(t5, **_group_kwargs(Offload.GROUP_LEAF, device))  # diffusers' guide: leaf level
+        notes.append("T5 streamed from host memory leaf by leaf when encoding (group offload, leaf level, streams)")
     else:
         if placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:
             notes.append("T5 placement 'offload' without an offload mode: T5 kept on the device")
