@@ -80,6 +80,7 @@ def init_device(device: str) -> DeviceBaseline | None:
 
     index = _cuda_index(device)
     if index in _BASELINES:
+        torch.cuda.set_device(index)
         return _BASELINES[index]
     before = None
     try:
@@ -93,6 +94,7 @@ def init_device(device: str) -> DeviceBaseline | None:
     except Exception:  # no NVML (e.g. a driverless container): allocator figures only
         nvml = False
     torch.cuda.init()
+    torch.cuda.set_device(index)  # the current device: events, synchronize() and the peak statistics follow it
     torch.zeros(1, device=f"cuda:{index}")
     torch.cuda.synchronize(index)
     context = None
