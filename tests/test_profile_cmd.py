@@ -96,3 +96,32 @@ def test_compiled_rows_are_compile_points_and_leave_the_eager_ones_alone(tmp_pat
     for r in compiled:
         assert points[r["format"], r["compile"]]["seconds"] == r["step_s"]
     assert points["bf16", "none"]["seconds"] == eager["step_s"]
+
+
+@pytest.mark.parametrize("spare,compiled", [(1000.0, True), (0.0, False)])
+def test_a_full_profile_measures_a_compiled_pipeline_when_time_is_left(tmp_path, monkeypatch, spare, compiled):
+    """After the confirming pipelines, the full profile compiles bf16 regionally (the compile choice of issue 4's
+    matrix), when a minute and a half of its deadline is left; stages run as their own processes (stubbed here)."""
+    torch = pytest.importorskip("torch")
+    from fluxplan.profiling import run as prun
+    from fluxplan.run import synth
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(prun, "_usable_in_child", lambda: ["bf16"])
+    monkeypatch.setattr(synth, "ensure_synthetic", lambda *a, **k: tmp_path / "dev-s0")
+    stages = []
+
+    def stage(name, cmd, started, timings):
+        stages.append((name, cmd))
+        if name.startswith("confirming"):  # the confirming pipelines use all but `spare` of the deadline
+            monkeypatch.setattr(prun.time, "monotonic", lambda: started + 500.0 - spare)
+        if name.startswith("blocks"):
+            (tmp_path / "r" / "blocks.json").write_text("{}")
+
+    monkeypatch.setattr(prun, "_stage", stage)
+    prun.measure(tmp_path / "r", quick=False, deadline=500.0)
+    names = [n for n, _ in stages]
+    assert ("compiled pipeline" in names) is compiled
+    if compiled:
+        cmd = dict(stages)["compiled pipeline"]
+        assert cmd[cmd.index("--compile") + 1] == "regional" and cmd[cmd.index("--only") + 1] == "bf16=none"

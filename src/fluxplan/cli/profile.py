@@ -19,7 +19,7 @@ def profile(
 ) -> None:
     """Measure this GPU's costs with synthetic FLUX.1-dev (or rebuild a profile from earlier measurements).
 
-    Every format the doctor finds usable is measured at the block level: one double-stream and one single-stream block at several token counts and batches, loaded through the same backends as `fluxplan auto`, extrapolated to the full 19 + 38 blocks. T5 encode, VAE decode and the CUDA context are measured alone; then a few whole bf16 pipelines (resident and under each offload mode) confirm the blocks and measure offload transfers and the allocator's carry-over.
+    Every format the doctor finds usable is measured at the block level: one double-stream and one single-stream block at several token counts and batches, loaded through the same backends as `fluxplan auto`, extrapolated to the full 19 + 38 blocks. T5 encode, VAE decode and the CUDA context are measured alone; then a few whole bf16 pipelines (resident and under each offload mode) confirm the blocks and measure offload transfers and the allocator's carry-over, and, time permitting, one compiled regionally gives the compiled step.
 
     Each stage's time is printed. The profile (fitted, validated, written atomically) is what the planner then uses first for this GPU.
     """
