@@ -183,6 +183,23 @@ def test_full_compile_wraps_the_whole_transformer(tiny):
     assert not built.pipe.vae.use_tiling
 
 
+def test_t5_on_the_cpu_runs_in_the_hosts_dtype_and_hands_over_the_pipelines(tiny):
+    """Placement cpu on a CPU without fast bf16: T5 is cast to float32 there, while the rest of the pipeline stays
+    in bf16, and the prompt embeddings reach the transformer in the pipeline's dtype."""
+    import torch
+
+    from fluxplan.run.measure import encode
+
+    built = build(candidate(placement=TextEncoderPlacement.CPU), tiny, device="cpu", dtype=torch.bfloat16,
+                  t5_cpu_dtype="float32")
+    pipe = built.pipe
+    assert {p.dtype for p in pipe.text_encoder_2.parameters()} == {torch.float32}
+    assert {p.dtype for p in pipe.transformer.parameters()} == {torch.bfloat16}
+    embeds, pooled, _ = encode(pipe, "a red fox", batch=1, max_sequence_length=32,
+                               placement=TextEncoderPlacement.CPU, device="cpu")
+    assert embeds.dtype == pooled.dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("offload", [o for o in Offload if o is not Offload.NONE])
 def test_offload_on_the_cpu_is_refused_before_loading(offload, tmp_path):
     with pytest.raises(BadInput, match="needs an accelerator"):

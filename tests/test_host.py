@@ -10,29 +10,57 @@ import pytest
 from fluxplan.planner import plan
 from fluxplan.run import hostprobe
 
+T5_CPU_OFFLOADED = dict(transformer="bf16", text_encoder="bf16", text_encoder_placement="cpu", offload="group-leaf",
+                        compile="none", vae_tiling=False)
 T5_CPU = dict(transformer="bf16", text_encoder="bf16", text_encoder_placement="cpu", offload="none",
               compile="none", vae_tiling=False)
 
 
+def _rates(bf16: float, fp32: float):
+    return lambda budget_s=0.5, dtype="bfloat16": {"bfloat16": bf16, "float32": fp32}[dtype]
+
+
 def test_the_cpu_rate_is_measured_once_and_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
-    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", lambda: 1.25)
-    assert hostprobe.cpu_tflops() == 1.25
-    assert json.loads((tmp_path / "host.json").read_text())["cpu_tflops"] == 1.25
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", _rates(1.25, 0.4))
+    assert hostprobe.cpu_rate() == (1.25, "bfloat16")
+    cached = json.loads((tmp_path / "host.json").read_text())
+    assert cached["cpu_tflops"] == 1.25 and cached["rates"] == {"bfloat16": 1.25, "float32": 0.4}
 
-    def boom():
+    def boom(*a, **k):
         raise AssertionError("measured again despite the cache")
 
     monkeypatch.setattr(hostprobe, "measure_cpu_tflops", boom)
     assert hostprobe.cpu_tflops() == 1.25
-    assert hostprobe.cached_cpu_tflops() == 1.25
+    assert hostprobe.cached_cpu_rate() == (1.25, "bfloat16")
+
+
+def test_a_cpu_without_fast_bf16_runs_t5_in_float32(tmp_path, monkeypatch):
+    """AVX2-only CPUs (this development machine: 0.0014 TFLOP/s in bf16, 0.056 in float32) run T5 in float32."""
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", _rates(0.0014, 0.056))
+    assert hostprobe.cpu_rate() == (0.056, "float32")
+    assert hostprobe.cached_cpu_rate() == (0.056, "float32")
 
 
 def test_a_cache_from_another_cpu_or_torch_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
-    (tmp_path / "host.json").write_text(json.dumps({"key": "some other CPU | 4 threads | torch 0.1", "cpu_tflops": 9.0}))
-    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", lambda: 0.5)
+    (tmp_path / "host.json").write_text(json.dumps({"key": "some other CPU | 4 threads | torch 0.1", "cpu_tflops": 9.0,
+                                                    "cpu_dtype": "bfloat16"}))
+    monkeypatch.setattr(hostprobe, "measure_cpu_tflops", _rates(0.5, 0.1))
     assert hostprobe.cpu_tflops() == 0.5
+
+
+def test_t5_in_float32_on_the_cpu_takes_twice_the_host_memory():
+    from fluxplan.catalog.families import GIB, find_family
+
+    bf16 = plan("h100", ram=125, vram=8, cpu_tflops=1.0, **T5_CPU_OFFLOADED)
+    fp32 = plan("h100", ram=125, vram=8, cpu_tflops=1.0, cpu_dtype="float32", **T5_CPU_OFFLOADED)
+    assert (bf16.host.cpu_dtype, fp32.host.cpu_dtype) == ("bfloat16", "float32")
+    two_more_bytes = find_family("dev").t5_params.total * 2 / GIB  # T5-XXL: 8.9 GiB more in float32
+    assert fp32.estimate.host_ram_gib - bf16.estimate.host_ram_gib == pytest.approx(two_more_bytes, abs=0.01)
+    assert fp32.estimate.latency.text_encode_s == pytest.approx(bf16.estimate.latency.text_encode_s)  # same rate
+    assert any("in float32" in n for n in fp32.notes) and not any("in float32" in n for n in bf16.notes)
 
 
 def test_the_probe_grows_to_t5s_feed_forward_matmul_only_while_within_its_budget(monkeypatch):

@@ -138,9 +138,9 @@ def decide(model: str | Path, where: Target, **plan_options) -> tuple[Plan, list
     if not where.on_cpu and "observations" not in plan_options:
         plan_options["observations"] = observations(where.name)
     if not where.on_cpu and "cpu_tflops" not in plan_options:  # T5 placed on the CPU: how fast it really is here
-        from fluxplan.run.hostprobe import cpu_tflops
+        from fluxplan.run.hostprobe import cpu_rate
 
-        plan_options["cpu_tflops"] = cpu_tflops()
+        plan_options["cpu_tflops"], plan_options["cpu_dtype"] = cpu_rate() or (None, None)
     p = plan(gpu, model=fam.key, installed=usable_backends(where.device), **plan_options)
     return p, notes
 
@@ -171,7 +171,8 @@ def build_plan(p: Plan, model: str | Path, where: Target, *, gguf_file: Path | N
     from fluxplan.run.builder import build
 
     fam, _ = family_of(model)
-    return build(p.choice, resolve_model(model, p.choice, fam), device=where.device, gguf_file=gguf_file)
+    return build(p.choice, resolve_model(model, p.choice, fam), device=where.device, gguf_file=gguf_file,
+                 t5_cpu_dtype=p.host.cpu_dtype)
 
 
 def plan_for(model: str | Path = "dev", *, device: str | None = None, **plan_options) -> tuple[Plan, Target, list[str]]:

@@ -131,7 +131,9 @@ class GPU(Frozen):
 
 class Host(Frozen):
     ram_gib: float | None = Field(default=None, gt=0)
-    cpu_tflops: float = Field(default=0.5, gt=0, description="achievable bf16/fp32 matmul rate of the CPU")
+    cpu_tflops: float = Field(default=0.5, gt=0, description="achievable matmul rate of the CPU in cpu_dtype")
+    cpu_dtype: Literal["bfloat16", "float32"] = Field(default="bfloat16", description=(
+        "what T5 runs in on the CPU: the faster of the two there (float32 where bf16 has no fast path)"))
     disk_gbs: float = Field(default=2.0, gt=0, description="read bandwidth for loading weights")
     unload_gib_s: float = Field(default=1.4, gt=0, description=(
         "rate of moving weights from the GPU to pageable host memory, which T5 placement 'free' pays after each "

@@ -238,7 +238,8 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
          text_encoder_placement: str | None = None, offload: str | None = None, compile: str | None = None,
          vae_tiling: bool | None = None, installed: Iterable[str] | None = None,
          profiles: Iterable[Profile] | None = None, exclude: Iterable[Candidate] = (),
-         observations: Iterable[Observation] = (), cpu_tflops: float | None = None) -> Plan:
+         observations: Iterable[Observation] = (), cpu_tflops: float | None = None,
+         cpu_dtype: str | None = None) -> Plan:
     """Plan how to run a FLUX model on a GPU. Every argument of `fluxplan explain` has its keyword here.
     `installed`: the backend packages usable here (None: assume all); `exclude`: candidates known to fail on
     this GPU at this shape (the run store's failures), never chosen again; `observations`: runs measured on this
@@ -263,8 +264,9 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
                         margin_gib=margin, latency_s=latency_budget, objective=Objective(objective),
                         quality_floor=quality_floor)
         if cpu_tflops is None and gpu in (None, "auto"):
-            cpu_tflops = _cached_cpu_tflops()
-        host = Host(ram_gib=ram, **({"cpu_tflops": cpu_tflops} if cpu_tflops else {}))
+            cpu_tflops, cpu_dtype = _cached_cpu_rate() or (None, None)
+        host = Host(ram_gib=ram, **({"cpu_tflops": cpu_tflops} if cpu_tflops else {}),
+                    **({"cpu_dtype": cpu_dtype} if cpu_dtype else {}))
         pins = Pins(transformer=catalog.get(transformer).key if transformer else None,
                     text_encoder_2=catalog.get(text_encoder, "text_encoder_2").key if text_encoder else None,
                     text_encoder_placement=TextEncoderPlacement(text_encoder_placement) if text_encoder_placement else None,
@@ -299,6 +301,8 @@ def plan(gpu: str | GPU | None = "auto", *, vram: float | None = None, ram: floa
     provider = PlanningProvider(cost, catalog, gpu_facts, host, pins,
                                 frozenset(installed) if installed is not None else None, frozenset(exclude))
     result = solve(provider, budget, pins)
+    if result["choice"].text_encoder_placement is TextEncoderPlacement.CPU and host.cpu_dtype == "float32":
+        notes.append("T5 runs on the CPU in float32: this CPU has no fast bf16 path (twice the host memory)")
     return Plan.model_construct(gpu=gpu_facts, host=host, request=request, budget=budget, pins=pins, notes=notes,
                 profile=profile.gpu, profile_measured_here=cost.measured_here, **result)
 
@@ -311,10 +315,10 @@ def observed_cpu_tflops(observations: list[Observation], family) -> tuple[float,
     return (statistics.median(rates), len(rates)) if rates else None
 
 
-def _cached_cpu_tflops() -> float | None:
-    from fluxplan.run.hostprobe import cached_cpu_tflops
+def _cached_cpu_rate() -> tuple[float, str] | None:
+    from fluxplan.run.hostprobe import cached_cpu_rate
 
-    return cached_cpu_tflops()
+    return cached_cpu_rate()
 
 
 def _probed_ram() -> float | None:

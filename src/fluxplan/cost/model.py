@@ -118,7 +118,7 @@ class CostModel:
         self.context = mem.context_gib.value
         self.carry_factor = mem.decode_carry_factor.value
         self.enc_act = mem.encode_activation_gib.value * self.text_tokens / 512 * request.batch
-        self.t5_cpu_gib = fam.t5_params.total * 2 / GIB
+        self.t5_cpu_gib = fam.t5_params.total * (4 if host.cpu_dtype == "float32" else 2) / GIB
         self.corrections: dict[tuple, tuple[float, float]] = {}  # see calibrate()
         self.corrected_by = 0
 

@@ -187,8 +187,9 @@ def _sync(device: str) -> None:
 
 
 def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtype: "torch.dtype | None" = None,
-          gguf_file: Path | None = None) -> Built:
-    """Load `model` (a local pipeline directory or a hub id) in the candidate's formats and set it up on `device`."""
+          gguf_file: Path | None = None, t5_cpu_dtype: str = "bfloat16") -> Built:
+    """Load `model` (a local pipeline directory or a hub id) in the candidate's formats and set it up on `device`.
+    `t5_cpu_dtype`: what T5 runs in when placed on the CPU (the plan's Host.cpu_dtype)."""
     import torch
 
     candidate = normalized(candidate)
@@ -204,7 +205,7 @@ def build(candidate: Candidate, model: Path | str, *, device: str = "cuda", dtyp
         torch.cuda.empty_cache()  # blocks freed while quantizing would otherwise stay reserved
     t1 = time.perf_counter()
     try:
-        notes += placement.setup(pipe, candidate, device)
+        notes += placement.setup(pipe, candidate, device, t5_cpu_dtype=t5_cpu_dtype)
     except (ValueError, RuntimeError, TypeError, NotImplementedError, AttributeError) as e:
         raise FluxplanError(f"cannot set up {candidate.label()} on {device}: {_first_line(e)}") from e
     _sync(device)

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 TOKENS, D_MODEL, N = 512, 4096, 10240  # T5-XXL's prompt length, width and feed-forward width: its largest matmul
-PROBE = 2  # bumped when the probe changes, so that a figure cached by an older probe is measured again
+PROBE = 3  # bumped when the probe changes, so that a figure cached by an older probe is measured again
+DTYPES = ("bfloat16", "float32")  # what T5 may run in on the CPU: bf16 where the CPU has a fast path for it
 
 
 def host_path() -> Path:
@@ -41,7 +42,7 @@ def _key() -> str:
     return f"{_cpu_name()} | {os.cpu_count()} threads | torch {torch.__version__} | probe {PROBE}"
 
 
-def measure_cpu_tflops(budget_s: float = 0.5) -> float:
+def measure_cpu_tflops(budget_s: float = 0.5, dtype: str = "bfloat16") -> float:
     """bf16 matmul TFLOP/s of this CPU on T5-XXL's feed-forward matmul (512 tokens x 4096 by 4096 x 10240). It
     starts 256 times smaller and grows (x4 tokens, x4 columns) only while the next size's three calls are expected to
     stay inside `budget_s`, so a CPU without fast bf16 arithmetic (where T5 is as slow) is measured in about
@@ -49,9 +50,10 @@ def measure_cpu_tflops(budget_s: float = 0.5) -> float:
     the H100 machine's 16-core CPU, where T5 itself ran at about 3: a narrow matmul leaves most cores idle."""
     import torch
 
+    dt = getattr(torch, dtype)
     sizes = [(TOKENS // 4 ** i, N // 4 ** i) for i in (3, 2, 1, 0)]  # (8, 160) ... (512, 10240)
     for i, (m, n) in enumerate(sizes):
-        a, b = torch.randn(m, D_MODEL, dtype=torch.bfloat16), torch.randn(D_MODEL, n, dtype=torch.bfloat16)
+        a, b = torch.randn(m, D_MODEL, dtype=dt), torch.randn(D_MODEL, n, dtype=dt)
         best = float("inf")
         for _ in range(3):  # the first call also warms up
             t = time.perf_counter()
@@ -62,35 +64,51 @@ def measure_cpu_tflops(budget_s: float = 0.5) -> float:
     raise AssertionError("unreachable")
 
 
-def cpu_tflops() -> float | None:
-    """This CPU's measured rate, from the cache or measured now (about a second) and cached; None if it cannot be
-    measured or stored."""
+def cpu_rate() -> tuple[float, str] | None:
+    """(TFLOP/s, dtype) at which this CPU runs T5 fastest: bf16 and float32 are both timed, from the cache or now
+    (about a second each at most) and cached; None if it cannot be measured. Without a fast bf16 path (AVX2-only
+    CPUs: this 2-core development machine read 0.0014 TFLOP/s in bf16 and 0.056 in float32) T5 runs in float32,
+    at twice the host memory."""
     path = host_path()
     key = _key()
     try:
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
-            return float(cached["cpu_tflops"])
+            return float(cached["cpu_tflops"]), str(cached["cpu_dtype"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     try:
-        value = measure_cpu_tflops()
+        rates = {dtype: measure_cpu_tflops(dtype=dtype) for dtype in DTYPES}
     except RuntimeError:
         return None
+    dtype = max(DTYPES, key=rates.__getitem__)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "cpu_tflops": value, "measured": time.strftime("%Y-%m-%d")}))
+        tmp.write_text(json.dumps({"key": key, "cpu_tflops": rates[dtype], "cpu_dtype": dtype, "rates": rates,
+                                   "measured": time.strftime("%Y-%m-%d")}))
         os.replace(tmp, path)
     except OSError:
         pass
-    return value
+    return rates[dtype], dtype
+
+
+def cpu_tflops() -> float | None:
+    """This CPU's best measured rate (cpu_rate)."""
+    rate = cpu_rate()
+    return rate[0] if rate else None
+
+
+def cached_cpu_rate() -> tuple[float, str] | None:
+    """The cached figure only (no torch): for `fluxplan explain`, which must not measure."""
+    try:
+        cached = json.loads(host_path().read_text())
+        value, dtype = float(cached["cpu_tflops"]), str(cached.get("cpu_dtype", "bfloat16"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (value, dtype) if value > 0 and dtype in DTYPES else None
 
 
 def cached_cpu_tflops() -> float | None:
-    """The cached figure only (no torch): for `fluxplan explain`, which must not measure."""
-    try:
-        value = float(json.loads(host_path().read_text())["cpu_tflops"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return value if value > 0 else None
+    rate = cached_cpu_rate()
+    return rate[0] if rate else None

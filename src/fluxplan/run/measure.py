@@ -178,8 +178,9 @@ def encode(pipe: Any, prompt: str, *, batch: int, max_sequence_length: int, plac
         embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=torch.device(device),
                                                num_images_per_prompt=batch,
                                                max_sequence_length=max_sequence_length)
-    # placement cpu: T5 ran on the CPU; encode_prompt already moves its output, this makes it explicit.
-    embeds, pooled = embeds.to(device), pooled.to(device)
+    # placement cpu: T5 ran on the CPU (in float32 where the CPU has no fast bf16); encode_prompt already moves its
+    # output, this makes it explicit, in the dtype of CLIP's output, which is the pipeline's.
+    embeds, pooled = embeds.to(device=device, dtype=pooled.dtype), pooled.to(device)
     notes = []
     if placement is TextEncoderPlacement.FREE_AFTER_ENCODE:
         notes += free_text_encoders(pipe)

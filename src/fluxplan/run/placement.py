@@ -30,8 +30,9 @@ def check(candidate: Candidate, device: str) -> None:
         raise BadInput(f"offload {candidate.offload.value!r} needs an accelerator; the device is {device!r}")
 
 
-def place(pipe: Any, candidate: Candidate, device: str) -> list[str]:
-    """Apply the offload mode and the T5 placement. Returns notes on anything that was adjusted."""
+def place(pipe: Any, candidate: Candidate, device: str, t5_cpu_dtype: str = "bfloat16") -> list[str]:
+    """Apply the offload mode and the T5 placement (on the CPU in `t5_cpu_dtype`: float32 where the CPU has no fast
+    bf16 path). Returns notes on anything that was adjusted."""
     notes: list[str] = []
     offload, placement = candidate.offload, candidate.text_encoder_placement
     if offload in (Offload.MODEL, Offload.SEQUENTIAL):
@@ -52,8 +53,10 @@ def place(pipe: Any, candidate: Candidate, device: str) -> list[str]:
 
     t5 = pipe.text_encoder_2
     if placement is TextEncoderPlacement.CPU:
-        t5.to("cpu")
-        notes.append("T5 stays on the CPU (encode the prompt there)")
+        import torch
+
+        t5.to("cpu", dtype=getattr(torch, t5_cpu_dtype))  # only an unquantized T5 is placed on the CPU
+        notes.append(f"T5 stays on the CPU (encode the prompt there, in {t5_cpu_dtype})")
     elif placement is TextEncoderPlacement.FOLLOWS_OFFLOAD and offload in GROUP_TYPES:
         from diffusers.hooks import apply_group_offloading
 
@@ -79,9 +82,9 @@ def compile_transformer(pipe: Any, mode: Compile) -> list[str]:
     return [f"compile {mode.value}: compiles on the first denoising step"]
 
 
-def setup(pipe: Any, candidate: Candidate, device: str) -> list[str]:
+def setup(pipe: Any, candidate: Candidate, device: str, *, t5_cpu_dtype: str = "bfloat16") -> list[str]:
     """Everything after loading: placement and offload, compile wrapping, VAE tiling."""
-    notes = place(pipe, candidate, device)
+    notes = place(pipe, candidate, device, t5_cpu_dtype)
     notes += compile_transformer(pipe, candidate.compile)
     if candidate.vae_tiling:
         set_vae_tiling(pipe, True)
