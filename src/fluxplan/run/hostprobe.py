@@ -67,7 +67,7 @@ def measure_cpu_tflops(budget_s: float = 0.5, dtype: str = "bfloat16") -> float:
 def cpu_rate() -> tuple[float, str] | None:
     """(TFLOP/s, dtype) at which this CPU runs T5 fastest: bf16 and float32 are both timed, from the cache or now
     (about a second each at most) and cached; None if it cannot be measured. Without a fast bf16 path (AVX2-only
-    CPUs: this 2-core development machine read 0.0014 TFLOP/s in bf16 and 0.056 in float32) T5 runs in float32,
+    CPUs: this 2-core development machine read 0.0013 TFLOP/s in bf16 and 0.12 in float32) T5 runs in float32,
     at twice the host memory."""
     path = host_path()
     key = _key()
