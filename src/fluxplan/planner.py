@@ -56,14 +56,14 @@ class PlanningProvider:
         if same:
             tilings = [False]
         comps = axis(list(Compile), p.compile)
-        STREAMED = TextEncoderPlacement.FOLLOWS_OFFLOAD  # noqa: N806
         cpu_ok = self.catalog.cpu_text_encoder_formats
         branches = []  # (offload, {t5: its placements}, points per compile choice, a representative (t5, placement))
         for off in axis(list(Offload), p.offload):
             pls = ([TextEncoderPlacement.FOLLOWS_OFFLOAD] if off in (Offload.MODEL, Offload.SEQUENTIAL)
                    else [TextEncoderPlacement.RESIDENT, TextEncoderPlacement.FREE_AFTER_ENCODE, TextEncoderPlacement.CPU])
-            if off in (Offload.GROUP_BLOCK, Offload.GROUP_LEAF) and p.text_encoder_placement is STREAMED:
-                pls.append(STREAMED)  # T5 streamed with the transformer: not yet run through the builder on a GPU
+            streamed = TextEncoderPlacement.FOLLOWS_OFFLOAD  # under group offload: T5 streamed when encoding
+            if off in (Offload.GROUP_BLOCK, Offload.GROUP_LEAF) and p.text_encoder_placement is streamed:
+                pls.append(streamed)  # only when pinned: not yet run through the builder on a GPU
             pls = axis(pls, p.text_encoder_placement)
             per_t5 = {t5: [pl for pl in pls if pl is not TextEncoderPlacement.CPU or t5 in cpu_ok] for t5 in t5s}
             rep = next(((t5, v[0]) for t5, v in per_t5.items() if v), None)
