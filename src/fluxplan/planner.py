@@ -62,7 +62,7 @@ class PlanningProvider:
             pls = ([TextEncoderPlacement.FOLLOWS_OFFLOAD] if off in (Offload.MODEL, Offload.SEQUENTIAL)
                    else [TextEncoderPlacement.RESIDENT, TextEncoderPlacement.FREE_AFTER_ENCODE, TextEncoderPlacement.CPU])
             streamed = TextEncoderPlacement.FOLLOWS_OFFLOAD  # under group offload: T5 streamed when encoding
-            if off in (Offload.GROUP_BLOCK, Offload.GROUP_LEAF) and p.text_encoder_placement is streamed:
+            if off in _GROUP and p.text_encoder_placement is streamed:
                 pls.append(streamed)  # only when pinned: not yet run through the builder on a GPU
             pls = axis(pls, p.text_encoder_placement)
             per_t5 = {t5: [pl for pl in pls if pl is not TextEncoderPlacement.CPU or t5 in cpu_ok] for t5 in t5s}

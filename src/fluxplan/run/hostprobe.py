@@ -107,8 +107,3 @@ def cached_cpu_rate() -> tuple[float, str] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return (value, dtype) if value > 0 and dtype in DTYPES else None
-
-
-def cached_cpu_tflops() -> float | None:
-    rate = cached_cpu_rate()
-    return rate[0] if rate else None

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from fluxplan.errors import FluxplanError
 from fluxplan.models import Candidate, Plan
 from fluxplan.run.measure import DecodeOOM, is_out_of_memory
+from fluxplan.run.placement import set_vae_tiling
 
 MAX_REPLANS = 3
 T = TypeVar("T")
@@ -68,9 +69,7 @@ def tile_vae_on_oom(events: list[RecoveryEvent], candidate: Candidate) -> Decode
         vae = getattr(pipe, "vae", None)
         if vae is None or getattr(vae, "use_tiling", False) or not hasattr(vae, "enable_tiling"):
             return False
-        vae.enable_tiling()
-        if hasattr(vae, "enable_slicing"):
-            vae.enable_slicing()
+        set_vae_tiling(pipe, True)  # with slicing, as the builder does for a tiled plan
         free_memory()
         events.append(RecoveryEvent(phase="decode", failed=candidate.label(), error=one_line(error),
                                     action="decode retried with VAE tiling switched on"))
