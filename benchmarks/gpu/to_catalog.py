@@ -1,6 +1,7 @@
 """Record in the format catalog which offload modes each format was seen to run with (or fail with).
 
     python benchmarks/gpu/to_catalog.py benchmarks/results/h100-2026-11-22/matrix.jsonl
+    python benchmarks/gpu/to_catalog.py benchmarks/results/h200-2026-11-22/matrix.jsonl "H200"
 
 Rows with a compile choice and no offload record that format's compile compatibility; rows combining offload and
 compile are not format-specific and go, by hand, into the catalog's `rules`.
@@ -20,8 +21,9 @@ CATALOG = Path(__file__).resolve().parents[2] / "src" / "fluxplan" / "catalog" /
 
 def main() -> None:
     results = Path(sys.argv[1])
+    gpu = sys.argv[2] if len(sys.argv) > 2 else "H100 80GB HBM3"  # the GPU the matrix ran on
     rows = [r for r in (json.loads(x) for x in results.read_text().splitlines()) if "superseded" not in r]
-    source = f"measured: H100 80GB HBM3, 2026-11-22, pipeline matrix ({results.as_posix()})"
+    source = f"measured: {gpu}, 2026-11-22, pipeline matrix ({results.as_posix()})"
     raw = json.loads(CATALOG.read_text())
     for fmt in raw["formats"]:
         mine = [r for r in rows if r["format"] == fmt["key"]
@@ -39,7 +41,7 @@ def main() -> None:
         none = next((r for r in rows if r["format"] == fmt["key"] and r["offload"] == "none"
                      and r.get("compile", "none") == "none"), None)
         if none is not None and not none.get("ok") and "timeout" in none.get("error", "") and not fmt.get("unavailable"):
-            fmt["unavailable"] = ("loading did not finish within the benchmark's time limit on an H100 "
+            fmt["unavailable"] = (f"loading did not finish within the benchmark's time limit on an {gpu} "
                                   f"({results.as_posix()})")
     CATALOG.write_text(json.dumps(raw, indent=1) + "\n")
     print(f"updated {CATALOG}")

@@ -34,6 +34,13 @@ SETS = {
                                                   "quanto-int4", "gguf-q4_k", "gguf-q6_k"]],
     # what the H100 matrix still lacks after the third session: quanto fp8 and the other GGUF levels with offload
     "rest": [("quanto-fp8", ALL_OFFLOADS[1:])] + [(f, ALL_OFFLOADS[1:]) for f in GGUF if f not in ("gguf-q8_0", "gguf-q4_0")],
+    # every (format, offload) the H100 matrix had not run after the third session, cheapest first; quanto, which
+    # quantizes on load for minutes, last
+    "gaps": [("fp8-layerwise", ["group-block", "sequential"]), ("bnb-nf4", ["group-block"]),
+             ("gguf-q8_0", ["group-block"]), ("gguf-q4_0", ["model", "group-block", "sequential"])]
+            + [(f, ALL_OFFLOADS[1:]) for f in GGUF if f not in ("gguf-q8_0", "gguf-q4_0")]
+            + [("torchao-int8wo", ["group-block", "sequential"]), ("quanto-int8", ["group-block", "sequential"]),
+               ("quanto-fp8", ALL_OFFLOADS[1:]), ("quanto-int4", ALL_OFFLOADS)],
 }
 STEPS = 3
 PROMPT = "a red fox in the snow, photograph"
@@ -128,8 +135,11 @@ def parent(args) -> None:
                                             "error": f"process ended with {code} (crash or timeout)"}) + "\n")
 
 
-def table(path: Path) -> str:
+def table(path: Path, rows_of: str = "all") -> str:
+    """Markdown of a matrix.jsonl; `rows_of`: all, eager (no compile) or compiled."""
     rows = [r for r in (json.loads(x) for x in path.read_text().splitlines()) if "superseded" not in r]
+    if rows_of != "all":
+        rows = [r for r in rows if (r.get("compile", "none") != "none") == (rows_of == "compiled")]
     lines = ["| transformer | offload | load s | peak GiB (NVML) | s/step | first step s | decode s | result |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -138,8 +148,9 @@ def table(path: Path) -> str:
         if r.get("ok"):
             lines.append(f"| {r['format']} | {r['offload']} | {r['load_s']:.1f} | {r['peak_nvml_gib'] or float('nan'):.2f} "
                          f"| {r['step_s']:.3f} | {r['first_step_s']:.3f} | {r['decode_s']:.2f} | ok |")
-        else:
-            lines.append(f"| {r['format']} | {r['offload']} | | | | | | fails: {r.get('error', '')[:160]} |")
+        else:  # a process that ran out of time did not fail: the combination stays unverified
+            verdict = "did not finish" if "timeout" in r.get("error", "") else "fails"
+            lines.append(f"| {r['format']} | {r['offload']} | | | | | | {verdict}: {r.get('error', '')[:160]} |")
     return "\n".join(lines)
 
 
@@ -153,14 +164,15 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=540)
     ap.add_argument("--skip-done")
     ap.add_argument("--only", help="FORMAT=OFFLOAD,OFFLOAD;FORMAT=... instead of --set")
-    ap.add_argument("--table")
+    ap.add_argument("--table", help="print this matrix.jsonl as Markdown")
+    ap.add_argument("--rows", default="all", choices=["all", "eager", "compiled"], help="with --table: which rows")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test with --model <synthetic tiny dir>")
     ap.add_argument("--side", type=int, default=1024)
     ap.add_argument("--compile", default="none", choices=["none", "regional", "full"],
                     help="compile the transformer (the first step's extra over the steady step is compile_s)")
     args = ap.parse_args()
     if args.table:
-        print(table(Path(args.table)))
+        print(table(Path(args.table), args.rows))
     elif args.child:
         child(args.child, args.offloads.split(","), Path(args.model), Path(args.out), args.device, args.side,
               args.compile)
