@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ROOT / "benchmarks" / "results" / "h100-2026-11-22-s3"
-CPU_TFLOPS = 3.8087  # run 3's host (host.json there); run 4's read 1.7956, with which every cell plans the same
+RUNS = ROOT / "benchmarks" / "results" / "h100-2026-11-22-s3"  # runs 3 and 4
+LATEST = ROOT / "benchmarks" / "results" / "h100-2026-11-22-s4"  # run 5
+CPU_TFLOPS = 3.5568  # run 5's host (host.json there); runs 3 and 4 read 3.8087 and 1.7956: every cell plans the same
 
 
 def _cards():
@@ -21,8 +22,8 @@ def _cards():
 
 
 def _args():
-    return dict(latest=RUNS / "cards-run4.jsonl", earlier=[RUNS / "cards-run3.jsonl"],
-                plan_file=RUNS / "cards-current_plan.json", cpu=CPU_TFLOPS)
+    return dict(latest=LATEST / "cards-run5.jsonl", earlier=[RUNS / "cards-run3.jsonl", RUNS / "cards-run4.jsonl"],
+                plan_file=LATEST / "cards-current_plan.json", cpu=CPU_TFLOPS)
 
 
 def test_the_committed_section_is_current():
@@ -54,8 +55,8 @@ def test_the_table_is_of_the_current_planner():
     """Every cell's run is of the plan the planner chooses today: a change to the cost model or the catalog that
     changes a choice makes the committed matrix stale, and this fails until the changed cells are run again."""
     cards = _cards()
-    committed = json.loads((RUNS / "cards-current_plan.json").read_text())["cells"]
-    for cpu in (CPU_TFLOPS, 1.7956):
+    committed = json.loads((LATEST / "cards-current_plan.json").read_text())["cells"]
+    for cpu in (CPU_TFLOPS, 3.8087, 1.7956):
         now = cards.plan_matrix("h100", 125.0, None, cpu)["cells"]
         assert [(c["card"], c["shape"], c.get("expected_label")) for c in now] == \
             [(c["card"], c["shape"], c.get("expected_label")) for c in committed]

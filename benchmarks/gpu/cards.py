@@ -335,9 +335,9 @@ margin on the card; the chosen plan itself counts when nothing else is faster. P
 of the same plan (loaded once, in the smallest card), and the store is off, so no cell learns from another. Method
 and caveats: `benchmarks/gpu/cards.py`'s docstring. Regenerate:
 
-    .venv/bin/python benchmarks/gpu/cards.py report benchmarks/results/h100-2026-11-22-s3/cards-run4.jsonl \\
-        --earlier benchmarks/results/h100-2026-11-22-s3/cards-run3.jsonl \\
-        --plan benchmarks/results/h100-2026-11-22-s3/cards-current_plan.json --cpu-tflops 3.8087 \\
+    .venv/bin/python benchmarks/gpu/cards.py report benchmarks/results/h100-2026-11-22-s4/cards-run5.jsonl \\
+        --earlier benchmarks/results/h100-2026-11-22-s3/cards-run3.jsonl benchmarks/results/h100-2026-11-22-s3/cards-run4.jsonl \\
+        --plan benchmarks/results/h100-2026-11-22-s4/cards-current_plan.json --cpu-tflops 3.5568 \\
         --write docs/RELIABILITY.md
 """
 

@@ -48,7 +48,7 @@ class TextEncoderPlacement(str, Enum):
     FREE_AFTER_ENCODE = "free"  # on the GPU to encode the prompt, moved to host memory before denoising
     CPU = "cpu"  # runs on the CPU; never on the GPU
     FOLLOWS_OFFLOAD = "offload"  # offloaded with the transformer: moved by model / sequential CPU offload; under
-    #                              group offload, streamed from host memory leaf by leaf when encoding (only when pinned)
+    #                              group offload, streamed from host memory leaf by leaf when encoding
 
 
 class Objective(str, Enum):

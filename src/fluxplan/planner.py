@@ -61,9 +61,8 @@ class PlanningProvider:
         for off in axis(list(Offload), p.offload):
             pls = ([TextEncoderPlacement.FOLLOWS_OFFLOAD] if off in (Offload.MODEL, Offload.SEQUENTIAL)
                    else [TextEncoderPlacement.RESIDENT, TextEncoderPlacement.FREE_AFTER_ENCODE, TextEncoderPlacement.CPU])
-            streamed = TextEncoderPlacement.FOLLOWS_OFFLOAD  # under group offload: T5 streamed when encoding
-            if off in _GROUP and p.text_encoder_placement is streamed:
-                pls.append(streamed)  # only when pinned: not yet run through the builder on a GPU
+            if off in _GROUP:  # under group offload T5 can also be streamed from host memory when encoding
+                pls.append(TextEncoderPlacement.FOLLOWS_OFFLOAD)
             pls = axis(pls, p.text_encoder_placement)
             per_t5 = {t5: [pl for pl in pls if pl is not TextEncoderPlacement.CPU or t5 in cpu_ok] for t5 in t5s}
             rep = next(((t5, v[0]) for t5, v in per_t5.items() if v), None)

@@ -23,7 +23,7 @@ Floor = Annotated[float, typer.Option("--quality-floor", help="Lowest quality --
 Margin = Annotated[float, typer.Option("--margin", help="VRAM kept free, GiB.")]
 Transformer = Annotated[Optional[str], typer.Option("--transformer", help="Pin the transformer format (bf16, fp8-layerwise, nf4, int8wo, q8_0, ...).")]
 TextEncoder = Annotated[Optional[str], typer.Option("--text-encoder", help="Pin the T5 format (bf16, fp8-layerwise, bnb-nf4, bnb-int8, torchao-int8wo, quanto-int8).")]
-Placement = Annotated[Optional[str], typer.Option("--text-encoder-placement", help="Pin where T5 lives: resident | free (encode, then release) | cpu | offload (with group offload: streamed from host memory when encoding; offered only when pinned, not yet measured through fluxplan).")]
+Placement = Annotated[Optional[str], typer.Option("--text-encoder-placement", help="Pin where T5 lives: resident | free (encode, then release) | cpu | offload (with group offload: streamed from host memory when encoding).")]
 OffloadOpt = Annotated[Optional[str], typer.Option("--offload", help="Pin offload: none | model | group-block | group-leaf | sequential.")]
 CompileOpt = Annotated[Optional[str], typer.Option("--compile", help="Pin compile: none | regional | full.")]
 Tiling = Annotated[Optional[str], typer.Option("--vae-tiling", help="Pin VAE tiling and slicing: on | off.")]

@@ -40,10 +40,14 @@ SEQUENTIAL_DECODE_SHARE = 0.55  # under sequential offload the decode phase rese
 GROUP_UNHIDDEN_S = {Offload.GROUP_LEAF: 0.31, Offload.GROUP_BLOCK: 0.19}
 # T5 streamed from host memory at leaf level with streams (placement `offload` under group offload), as in diffusers'
 # memory guide: benchmarks/gpu/recipe.py on the H100 encoded in 0.25 s with T5 (8.87 GiB) and CLIP streamed, T5's
-# compute being 0.03 s: about 40 GiB/s. On the GPU at once: the leaf running and the one prefetched, at most two of
-# T5's 4096 x 10240 bf16 feed-forward weights.
+# compute being 0.03 s: about 40 GiB/s. Memory, from the emulated-card matrix's fifth run (benchmarks/results/
+# h100-2026-11-22-s4/cards-run5.jsonl, the first with this placement; its cells are in-sample for these two terms),
+# against the same plans with T5 on the CPU (runs 3 and 4): the encode phase reserves 0.48 GiB more (the leaves
+# running and prefetched, T5's 0.25 GiB embedding the largest), and the allocator keeps 0.17-0.35 GiB of that
+# (median 0.28) reserved through denoising and decoding, at every shape and in both group modes.
 T5_STREAM_GIB_S = 40.0
-T5_STREAM_RESIDENT_GIB = 2 * 4096 * 10240 * 2 / 2**30
+T5_STREAM_ENCODE_GIB = 0.48
+T5_STREAM_RESIDUE_GIB = 0.28
 
 
 _INDEX: dict[int, tuple[Profile, dict]] = {}
@@ -305,7 +309,7 @@ class CostModel:
                 cl = w_clip
                 host += self.t5_cpu_gib
             elif placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:  # T5 streamed leaf by leaf when encoding
-                enc_on = (tf_res, min(w_t5, T5_STREAM_RESIDENT_GIB), w_clip, w_vae)
+                enc_on = (tf_res, min(w_t5, T5_STREAM_ENCODE_GIB), w_clip, w_vae)
                 cl = w_clip
                 enc_s += w_t5 / T5_STREAM_GIB_S * self.pcie_scale
                 host += w_t5
@@ -316,6 +320,8 @@ class CostModel:
                 enc_s += (w_t5 + w_clip) / self.host.unload_gib_s
             run_on = (tf_res, w_t5 if resident else 0.0, w_clip if resident else cl, w_vae)
             base = sum(run_on) + (GROUP_STREAM_GIB if off is not Offload.NONE else 0.0)
+            if placement is TextEncoderPlacement.FOLLOWS_OFFLOAD:
+                base += T5_STREAM_RESIDUE_GIB  # what the allocator keeps of T5's stream, counted as allocator
             phases = (sum(enc_on) + enc_act, base + act, base + act_dec + reserve)
             on = (enc_on, run_on, run_on)
         large = LARGE_IMAGE_GIB_PER_KTOKEN * max(0.0, self.request.image_tokens - 4096) / 1000
