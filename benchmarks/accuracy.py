@@ -296,11 +296,12 @@ def section(folder: Path, profile: Path, gpu: str, scaled: bool, profiles: dict[
     return scaled_report(rows, components, rel, profile, gpu, versions)
 
 
-CARDS = Path("benchmarks") / "results" / "h100-2026-11-22-s3"  # under ROOT: runs 3 and 4 of benchmarks/gpu/cards.py
-CARDS_FILES = ("cards-run3.jsonl", "cards-run4.jsonl")
+# under ROOT: runs 3, 4 and 5 of benchmarks/gpu/cards.py
+CARDS_FILES = tuple(Path("benchmarks") / "results" / f for f in (
+    "h100-2026-11-22-s3/cards-run3.jsonl", "h100-2026-11-22-s3/cards-run4.jsonl", "h100-2026-11-22-s4/cards-run5.jsonl"))
 
 
-def compare_cards(folder: Path, profiles=None) -> list[dict]:
+def compare_cards(root: Path, profiles=None) -> list[dict]:
     """The emulated-card matrix's uncapped runs (its oracle rows) against the H100 profile's predictions."""
     from fluxplan.cost.model import CostModel
     from fluxplan.models import Host, Offload, Request
@@ -310,7 +311,7 @@ def compare_cards(folder: Path, profiles=None) -> list[dict]:
     target, prof, prof_gpu = _predictor("NVIDIA H100 80GB HBM3", profiles)
     out = []
     for name in CARDS_FILES:
-        for line in (folder / name).read_text().splitlines():
+        for line in (root / name).read_text().splitlines():
             r = json.loads(line)
             if (r.get("kind") != "oracle" or not r.get("ok") or r.get("recipe") or "invalid" in r
                     or not r.get("candidate")):
@@ -324,17 +325,19 @@ def compare_cards(folder: Path, profiles=None) -> list[dict]:
     return out
 
 
-def cards_report(rows: list[dict], rel: Path = CARDS) -> str:
-    rel = rel.as_posix()
+def cards_report(rows: list[dict]) -> str:
     lines = [
         "## Emulated-card runs (H100): every offload mode, not a clean held-out set",
         "",
-        f"The uncapped runs of the emulated-card matrix ({rel}/{', '.join(CARDS_FILES)}; docs/RELIABILITY.md), each",
+        f"The uncapped runs of the emulated-card matrix ({', '.join(p.as_posix() for p in CARDS_FILES)};",
+        "docs/RELIABILITY.md), each",
         "of bf16 at 768x768, 1024x1024, 1536x1536 or 1024x1024 batch 2, 4 steps, against the H100 profile's",
         "predictions. They cover offload modes the validation runs above do not (sequential, block-level group",
         "offload, T5 on the CPU), but they are not a clean held-out set: the cost model's peak terms",
         "GROUP_STREAM_GIB, LARGE_IMAGE_GIB_PER_KTOKEN and SEQUENTIAL_DECODE_SHARE were read from an earlier run of the",
-        "same matrix, and group offload's step term GROUP_UNHIDDEN_S from run 3 itself (rows marked \"fitted\").",
+        "same matrix, group offload's step term GROUP_UNHIDDEN_S from run 3 itself (rows marked \"fitted\"), and the",
+        "memory of T5 streamed under group offload (T5_STREAM_ENCODE_GIB, T5_STREAM_RESIDUE_GIB; the rows with T5",
+        "\"(offload)\") from run 5.",
         "The bounds of the sections above are shown for comparison; tests/test_accuracy.py does not hold these",
         "rows to them.",
         "",
@@ -375,8 +378,8 @@ def document() -> str:
     parts += [section(*p, profiles) for p in found if not p[3]]
     scaled = [section(*p, profiles) for p in found if p[3]]
     parts += scaled or [PENDING]
-    if (ROOT / CARDS / CARDS_FILES[0]).is_file():
-        parts.append(cards_report(compare_cards(ROOT / CARDS, list(profiles.values()))))
+    if all((ROOT / f).is_file() for f in CARDS_FILES):
+        parts.append(cards_report(compare_cards(ROOT, list(profiles.values()))))
     return "\n".join(parts)
 
 
