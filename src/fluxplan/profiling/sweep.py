@@ -132,7 +132,7 @@ def forward_sweep(result: dict, transformer_cfg: dict) -> None:
                                   "activation_gib": alloc, "reserved_gib": reserved})
         print(result["forward"][-1], flush=True)
         torch.cuda.empty_cache()
-    del tr
+    tr = None  # frees the weights (the closures above share this name, so it is rebound, not deleted)
     torch.cuda.empty_cache()
 
 
