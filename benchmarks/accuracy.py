@@ -178,10 +178,18 @@ def report(rows: list[dict], source: Path, gpu: str = "NVIDIA H100 80GB HBM3", v
         "| configuration | size | batch | text tokens | peak predicted | peak measured | error | s/step predicted | s/step measured | error | in bounds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []  # rows the model was corrected from after they ran: no longer held out, and marked
     for r in rows:
-        lines.append(f"| {r['label']} | {r['width']}x{r['height']} | {r['batch']} | {r['text_tokens']} | "
+        mark = ""
+        if r.get("used_to_correct"):
+            if r["used_to_correct"] not in notes:
+                notes.append(r["used_to_correct"])
+            mark = " " + "*" * (notes.index(r["used_to_correct"]) + 1)
+        lines.append(f"| {r['label']}{mark} | {r['width']}x{r['height']} | {r['batch']} | {r['text_tokens']} | "
                      f"{r['pred_peak']:.2f} | {r['peak_nvml_gib']:.2f} | {r['peak_err']:+.1%} | {r['pred_step']:.3f} | "
                      f"{r['step_s']:.3f} | {r['step_err']:+.1%} | {'yes' if within(r) else '**no**'} |")
+    if notes:
+        lines += [""] + [f"{'*' * (i + 1)} In-sample: {n}." for i, n in enumerate(notes)]
     pe = [abs(r["peak_err"]) for r in rows]
     se = [abs(r["step_err"]) for r in rows]
     under = [r for r in rows if r["peak_err"] < -PEAK_UNDER]

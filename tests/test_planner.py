@@ -5,6 +5,7 @@ VAE decode at 1024x1024 adds about 2.4 GiB; the CUDA context about 0.5 GiB; flux
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,19 @@ def test_t5_streamed_under_group_offload():
     assert streamed.estimate.peak_vram_gib < resident.estimate.peak_vram_gib - 0.9 * w_t5
     # the same plan with T5 on the CPU peaks in the decode phase; streaming leaves its residue there
     assert streamed.estimate.peak_vram_gib == pytest.approx(on_cpu.estimate.peak_vram_gib + T5_STREAM_RESIDUE_GIB)
+
+
+def test_a_quantized_format_at_batch_2_steps_as_measured_at_batch_2():
+    """Dequantizing the weights is per call, not per image, so a GGUF step at batch 2 costs less than twice its
+    batch-1 step. The step at a measured (tokens, batch) is that measurement, not the batch-1 factor doubled."""
+    from fluxplan.cost.profile import load_profile_file
+
+    prof = load_profile_file(Path(__file__).resolve().parents[1] / "profiles" / "nvidia-h100-80gb-hbm3.json")
+    at = {p.batch: p for p in prof.forward
+          if p.format == "gguf-q8_0" and p.compile == "none" and (p.image_tokens, p.text_tokens) == (4096, 512)}
+    assert {1, 2} <= set(at) and at[2].seconds < 1.9 * at[1].seconds  # the measurements themselves
+    pins = dict(transformer="gguf-q8_0", text_encoder="bf16", offload="none", compile="none", vae_tiling=False)
+    one = plan("h100", ram=125, **pins)
+    two = plan("h100", ram=125, batch=2, **pins)
+    assert one.estimate.latency.denoise_step_s == pytest.approx(at[1].seconds, rel=1e-6)
+    assert two.estimate.latency.denoise_step_s == pytest.approx(at[2].seconds, rel=1e-6)

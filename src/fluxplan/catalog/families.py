@@ -2,8 +2,9 @@
 
 Counts are split by layer kind, because backends quantize some kinds and keep others in high precision:
 `linear` (attention and MLP weights in the blocks), `modulation` (AdaLN Linears, which layerwise casting
-skips because their names contain "norm"), `embed` (embedders, token embeddings, final projection), `t5_wo`
-(T5's feed-forward output weights, which transformers keeps out of quantization) and `hp` (biases and norms).
+skips because their names contain "norm"), `embed` (the transformer's embedders and final projection), `t5_embed`
+(T5's token embedding, which no backend here quantizes: they replace Linear layers, and layerwise casting skips it),
+`t5_wo` (T5's feed-forward output weights, which some backends keep out of quantization) and `hp` (biases and norms).
 A test checks these formulas against diffusers' and transformers' real modules at the tiny scale.
 """
 
@@ -27,17 +28,18 @@ class LayerCounts(BaseModel):
 
     linear: int  # Linear weights inside the blocks: attention and MLP
     modulation: int = 0  # AdaLN modulation Linears (named *norm*: layerwise casting skips them)
-    embed: int = 0  # embedders, token embeddings, final projection
-    t5_wo: int = 0  # T5 feed-forward output weights (transformers keeps them unquantized)
+    embed: int = 0  # the transformer's embedders and final projection
+    t5_embed: int = 0  # T5's token embedding (kept in the pipeline's dtype by every backend here)
+    t5_wo: int = 0  # T5 feed-forward output weights (bitsandbytes and layerwise casting keep them unquantized)
     hp: int = 0  # biases and norm weights: always high precision
 
     @property
     def total(self) -> int:
-        return self.linear + self.modulation + self.embed + self.t5_wo + self.hp
+        return self.linear + self.modulation + self.embed + self.t5_embed + self.t5_wo + self.hp
 
     def items(self) -> list[tuple[str, int]]:
         return [("linear", self.linear), ("modulation", self.modulation), ("embed", self.embed),
-                ("t5_wo", self.t5_wo), ("hp", self.hp)]
+                ("t5_embed", self.t5_embed), ("t5_wo", self.t5_wo), ("hp", self.hp)]
 
 
 class Family(BaseModel):
@@ -99,7 +101,7 @@ def t5_counts(c: dict) -> LayerCounts:
     layers = c["num_layers"]
     linear = layers * (4 * d * inner + n_wi * d * ff)  # q, k, v, o and wi (no biases in T5)
     norms = layers * 2 * d + d + c["relative_attention_num_buckets"] * c["num_heads"]
-    return LayerCounts(linear=linear, t5_wo=layers * ff * d, embed=c["vocab_size"] * d, hp=norms)
+    return LayerCounts(linear=linear, t5_wo=layers * ff * d, t5_embed=c["vocab_size"] * d, hp=norms)
 
 
 def clip_count(c: dict) -> int:

@@ -133,7 +133,10 @@ class CostModel:
         if key not in self._cache:
             pts = [p for p in _forward_index(self.profile).get((fmt, comp), ())
                    if p.activation_gib is not None or not with_memory]
-            self._cache[key] = min(pts, key=lambda p: abs(p.image_tokens + p.text_tokens - self.tokens)) if pts else None
+            b = self.request.batch  # nearest in tokens, then in batch: a format's per-call work (dequantizing
+            #                         weights) does not grow with the batch, so its factor to bf16 does not carry over
+            self._cache[key] = min(pts, key=lambda p: (abs(p.image_tokens + p.text_tokens - self.tokens),
+                                                       abs(p.batch - b))) if pts else None
         return self._cache[key]
 
     def speed_factor(self, fmt: Format, comp: Compile) -> tuple[float, str]:
