@@ -236,3 +236,16 @@ def test_the_emulated_card_runs_without_group_offload_keep_their_step_within_15_
     assert {r["candidate"]["offload"] for r in held} >= {"none", "model", "sequential"}
     assert all(abs(r["step_err"]) <= accuracy.STEP_ERR for r in held), [
         (r["label"], r["shape"], round(r["step_err"], 3)) for r in held if abs(r["step_err"]) > accuracy.STEP_ERR]
+
+
+def test_explain_quotes_the_committed_held_out_errors():
+    """What `fluxplan explain` tells a user about a measured GPU's estimate is the committed validation's result."""
+    from fluxplan.explain import uncertainty
+
+    rows = accuracy.compare(H100_RESULTS, [PROFILES[H100_PROFILE]], H100)
+    low = min(r["peak_err"] for r in rows)
+    high = max(r["peak_err"] for r in rows)
+    step = max(abs(r["step_err"]) for r in rows)
+    said = uncertainty(type("P", (), {"profile_measured_here": True, "profile": H100})())
+    assert f"held-out runs: {low:+.1%} to {high:+.1%}".replace("%", " %") in said["peak_vram"]
+    assert f"held-out runs: within {step:.1%}".replace("%", " %") in said["latency"]
