@@ -19,7 +19,7 @@ def table(results: Path) -> str:
     blocks = json.loads((results / "blocks.json").read_text())
     n_double, n_single = blocks["blocks"]["double"], blocks["blocks"]["single"]
     pipes = {r["format"]: r for r in map(json.loads, (results / "matrix.jsonl").read_text().splitlines())
-             if r.get("offload") == "none" and r.get("ok")}
+             if r.get("offload") == "none" and r.get("compile", "none") == "none" and r.get("ok")}
     lines = ["| format | blocks, extrapolated | pipeline | error | weights GiB (blocks) |", "|---|---|---|---|---|"]
     for f in blocks["formats"]:
         if not f.get("ok"):

@@ -31,7 +31,7 @@ def test_the_cpu_rate_is_measured_once_and_then_read_from_the_cache(tmp_path, mo
         raise AssertionError("measured again despite the cache")
 
     monkeypatch.setattr(hostprobe, "measure_cpu_tflops", boom)
-    assert hostprobe.cpu_tflops() == 1.25
+    assert hostprobe.cpu_rate() == (1.25, "bfloat16")
     assert hostprobe.cached_cpu_rate() == (1.25, "bfloat16")
 
 
@@ -48,7 +48,7 @@ def test_a_cache_from_another_cpu_or_torch_is_measured_again(tmp_path, monkeypat
     (tmp_path / "host.json").write_text(json.dumps({"key": "some other CPU | 4 threads | torch 0.1", "cpu_tflops": 9.0,
                                                     "cpu_dtype": "bfloat16"}))
     monkeypatch.setattr(hostprobe, "measure_cpu_tflops", _rates(0.5, 0.1))
-    assert hostprobe.cpu_tflops() == 0.5
+    assert hostprobe.cpu_rate() == (0.5, "bfloat16")
 
 
 def test_t5_in_float32_on_the_cpu_takes_twice_the_host_memory():

@@ -67,7 +67,7 @@ def _key(c) -> str:
     return json.dumps(dataclasses.replace(c, vae_tiling=False).as_dict(), sort_keys=True)
 
 
-def _variants(gpu, ram, shape, fmt, installed, cpu) -> list:
+def _variants(gpu, ram, shape, fmt, installed, cpu, cpu_dtype=None) -> list:
     """Every buildable plan with the chosen weight formats at this shape, with its (uncapped) estimate."""
     from fluxplan.errors import FluxplanError
     from fluxplan.models import Offload, TextEncoderPlacement
@@ -82,7 +82,7 @@ def _variants(gpu, ram, shape, fmt, installed, cpu) -> list:
                     p = plan(gpu, vram=1000.0, ram=ram, width=w, height=h, batch=b, steps=PLAN_STEPS,
                              transformer=fmt[0], text_encoder=fmt[1], text_encoder_placement=placement.value,
                              offload=offload.value, compile="none", vae_tiling=tiling, installed=installed,
-                             cpu_tflops=cpu)
+                             cpu_tflops=cpu, cpu_dtype=cpu_dtype)
                 except FluxplanError:
                     continue
                 out.append(p)
@@ -90,10 +90,11 @@ def _variants(gpu, ram, shape, fmt, installed, cpu) -> list:
 
 
 def plan_matrix(gpu: str, ram: float | None, installed, cpu: float | None = None, only: set | None = None,
-                oracle_shapes: set | None = None) -> dict:
+                oracle_shapes: set | None = None, cpu_dtype: str | None = None) -> dict:
     """The cells with their expected plans, the oracle contenders per shape, and the pipeline groups to run.
-    `cpu`: this CPU's bf16 TFLOP/s (run.hostprobe); `only`: the (card, shape) cells to run, and `oracle_shapes`
-    the shapes whose oracle runs to measure (default: all)."""
+    `cpu`, `cpu_dtype`: this CPU's T5 rate and the dtype it is in (run.hostprobe.cpu_rate, as `auto` plans with);
+    `only`: the (card, shape) cells to run, and `oracle_shapes` the shapes whose oracle runs to measure (default:
+    all)."""
     from fluxplan.errors import FluxplanError
     from fluxplan.planner import plan
 
@@ -105,14 +106,14 @@ def plan_matrix(gpu: str, ram: float | None, installed, cpu: float | None = None
             cell = {"card": card, "shape": name, "width": w, "height": h, "batch": b}
             try:
                 p = plan(gpu, vram=card, ram=ram, width=w, height=h, batch=b, steps=PLAN_STEPS, installed=installed,
-                         cpu_tflops=cpu)
+                         cpu_tflops=cpu, cpu_dtype=cpu_dtype)
             except FluxplanError as e:
                 cells.append({**cell, "refused": str(e)})
                 continue
             cells.append({**cell, "expected": p.choice.as_dict(), "expected_label": p.choice.label()})
             fmt = (p.choice.transformer, p.choice.text_encoder_2)
             if (name, fmt) not in variants:
-                variants[name, fmt] = _variants(gpu, ram, (w, h, b), fmt, installed, cpu)
+                variants[name, fmt] = _variants(gpu, ram, (w, h, b), fmt, installed, cpu, cpu_dtype)
             near = [v for v in variants[name, fmt] if v.estimate.peak_vram_gib <= card * FIT_SLACK]
             for v in sorted(near, key=lambda v: v.estimate.latency_s)[:TOP_K] + [p]:
                 contenders[name][json.dumps(v.choice.as_dict(), sort_keys=True)] = v.choice
@@ -278,10 +279,11 @@ def _write(out: Path, row: dict) -> None:
 def run_matrix(model: Path, out: Path, deadline: float, part: str, device: str = "cuda", gpu: str = "auto",
                only: set | None = None, oracle_shapes: set | None = None) -> None:
     from fluxplan.run.doctor import usable_backends
-    from fluxplan.run.hostprobe import cpu_tflops
+    from fluxplan.run.hostprobe import cpu_rate
 
     started = time.time()
-    matrix = plan_matrix(gpu, None, usable_backends(device), cpu_tflops(), only, oracle_shapes)
+    cpu, cpu_dtype = cpu_rate() or (None, None)  # as api.decide plans each cell
+    matrix = plan_matrix(gpu, None, usable_backends(device), cpu, only, oracle_shapes, cpu_dtype)
     out.mkdir(parents=True, exist_ok=True)
     (out / "cards_plan.json").write_text(json.dumps(matrix, indent=1))
     if device.startswith("cuda"):

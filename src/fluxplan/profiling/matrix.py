@@ -32,8 +32,6 @@ SETS = {
     "gguf": [(f, ["none"]) for f in GGUF] + [(f, ALL_OFFLOADS[1:]) for f in ["gguf-q8_0", "gguf-q4_0"]],
     "offload2": [(f, ALL_OFFLOADS[1:]) for f in ["bnb-int8", "torchao-fp8wo", "quanto-fp8", "bnb-fp4", "torchao-fp8dq",
                                                   "quanto-int4", "gguf-q4_k", "gguf-q6_k"]],
-    # what the H100 matrix still lacks after the third session: quanto fp8 and the other GGUF levels with offload
-    "rest": [("quanto-fp8", ALL_OFFLOADS[1:])] + [(f, ALL_OFFLOADS[1:]) for f in GGUF if f not in ("gguf-q8_0", "gguf-q4_0")],
     # every (format, offload) the H100 matrix had not run after the third session, cheapest first; quanto, which
     # quantizes on load for minutes, last
     "gaps": [("fp8-layerwise", ["group-block", "sequential"]), ("bnb-nf4", ["group-block"]),

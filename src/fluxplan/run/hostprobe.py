@@ -93,12 +93,6 @@ def cpu_rate() -> tuple[float, str] | None:
     return rates[dtype], dtype
 
 
-def cpu_tflops() -> float | None:
-    """This CPU's best measured rate (cpu_rate)."""
-    rate = cpu_rate()
-    return rate[0] if rate else None
-
-
 def cached_cpu_rate() -> tuple[float, str] | None:
     """The cached figure only (no torch): for `fluxplan explain`, which must not measure."""
     try:
