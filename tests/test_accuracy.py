@@ -23,17 +23,63 @@ MEASURED = [p for p in PAIRS if not p[3]]
 SCALED = [p for p in PAIRS if p[3]]
 
 
+# Held-out runs outside their bounds, each with its cause, measured (docs/ACCURACY.md, "Repeatability"): the step of
+# these configurations is bound by the host or by host-to-GPU transfers, and the same configuration measured
+# again on other machines of the same GPU kind spreads wider than the bound. The tests below fail when any other
+# run leaves its bounds, and when one of these comes back inside them (then it leaves this list). None of them is
+# an under-prediction of memory: that bound has no exceptions.
+HOST_BOUND_SEQUENTIAL = "sequential offload's step is host-bound: 3.7-5.5 s for the same run at 1024x1024 on three H100s"
+NF4_SMALL = "NF4 at small sizes is host-bound: 0.109-0.143 s at 768x768 on three H200s"
+GROUP_LEAF = "group-leaf offload's step follows host-to-GPU transfers: 0.52-0.96 s for the same run on the H200"
+SEQUENTIAL_PEAK = "sequential offload at 768x768: 2.06 GiB over-predicted by 0.16 GiB (the safe side)"
+KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, height, batch): cause}
+    ("h100-2026-11-22", H100, "step"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): HOST_BOUND_SEQUENTIAL},
+    ("h100-2026-11-22", H100, "peak"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): SEQUENTIAL_PEAK},
+    ("h200-2026-11-22", "NVIDIA H200", "step"): {("bnb-nf4 + T5 bf16", 768, 768, 1): NF4_SMALL,
+                                                  ("bnb-nf4 + T5 bf16", 1024, 1536, 1): NF4_SMALL},
+    ("h200-2026-11-22-s5", "NVIDIA H200", "step"): {
+        ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
+    ("h200-2026-11-22-s5", H100, "latency"): {
+        ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
+    ("h200-2026-11-22-s5", H100, "peak"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): SEQUENTIAL_PEAK},
+}
+
+
 def _ids(pairs):
     return [f"{folder.name}-from-{Path(profile).stem}" for folder, profile, _, _ in pairs]
 
 
+def _known(rows, what):
+    return set(KNOWN.get((rows.folder, rows.profile_gpu, what), {}))
+
+
+def _key(r):
+    return (r["label"], r["width"], r["height"], r["batch"])
+
+
+class Rows(list):
+    """A pair's compared rows, with the folder and the profile's GPU they came from."""
+    folder: str
+    profile_gpu: str
+
+
+def _rows(request, scaled: bool):
+    folder, profile, gpu, _ = request.param
+    rows = Rows(accuracy.compare(folder, [PROFILES[profile]], gpu))
+    rows.folder, rows.profile_gpu = folder.name, PROFILES[profile].gpu
+    assert len(rows) >= (5 if scaled else 10), "a validation run with too few successful rows"
+    assert all(r["scaled"] == scaled for r in rows)
+    return rows
+
+
 @pytest.fixture(scope="module", params=MEASURED, ids=_ids(MEASURED))
 def rows(request):
-    folder, profile, gpu, _ = request.param
-    rows = accuracy.compare(folder, [PROFILES[profile]], gpu)
-    assert len(rows) >= 10, "a validation run with too few successful rows"
-    assert not any(r["scaled"] for r in rows)
-    return rows
+    return _rows(request, scaled=False)
+
+
+def test_every_known_miss_names_a_committed_run():
+    found = {(folder.name, PROFILES[profile].gpu) for folder, profile, _, _ in PAIRS}
+    assert {(f, g) for f, g, _ in KNOWN} <= found
 
 
 def test_the_h100_results_are_compared_with_the_h100_profile():
@@ -47,15 +93,13 @@ def test_peak_memory_is_never_under_predicted_by_more_than_3_percent(rows):
 
 
 def test_peak_memory_is_within_5_percent_over(rows):
-    over = [(r["label"], r["width"], r["height"], r["batch"], round(r["peak_err"], 3)) for r in rows
-            if r["peak_err"] > accuracy.PEAK_OVER]
-    assert not over
+    over = {_key(r) for r in rows if r["peak_err"] > accuracy.PEAK_OVER}
+    assert over == _known(rows, "peak")
 
 
 def test_step_time_is_within_15_percent(rows):
-    off = [(r["label"], r["width"], r["height"], r["batch"], round(r["step_err"], 3)) for r in rows
-           if abs(r["step_err"]) > accuracy.STEP_ERR]
-    assert not off
+    off = {_key(r) for r in rows if abs(r["step_err"]) > accuracy.STEP_ERR}
+    assert off == _known(rows, "step")
 
 
 def test_the_committed_report_is_current():
@@ -67,23 +111,18 @@ def test_the_committed_report_is_current():
 
 @pytest.fixture(scope="module", params=SCALED, ids=_ids(SCALED))
 def scaled_rows(request):
-    folder, profile, gpu, _ = request.param
-    rows = accuracy.compare(folder, [PROFILES[profile]], gpu)
-    assert len(rows) >= 5, "a validation run with too few successful rows"
-    assert all(r["scaled"] for r in rows)
-    return rows
+    return _rows(request, scaled=True)
 
 
 def test_scaled_latency_is_within_30_percent(scaled_rows):
-    off = [(r["label"], r["width"], r["height"], r["batch"], round(r["latency_err"], 3)) for r in scaled_rows
-           if not accuracy.latency_within(r)]
-    assert not off
+    off = {_key(r) for r in scaled_rows if not accuracy.latency_within(r)}
+    assert off == _known(scaled_rows, "latency")
 
 
 def test_scaled_peak_memory_is_within_bounds(scaled_rows):
-    off = [(r["label"], r["width"], r["height"], r["batch"], round(r["peak_err"], 3)) for r in scaled_rows
-           if not accuracy.peak_within(r)]
-    assert not off
+    assert not [r for r in scaled_rows if r["peak_err"] < -accuracy.PEAK_UNDER]
+    over = {_key(r) for r in scaled_rows if r["peak_err"] > accuracy.PEAK_OVER}
+    assert over == _known(scaled_rows, "peak")
 
 
 # ------------------------------------------------------------------ the scaled path, on made-up results
@@ -112,7 +151,7 @@ def _fake_results(tmp_path: Path, gpu: str, change=None, name: str = "fake") -> 
         if key not in seen or r["text_encoder_placement"] == "free":  # the first shape of a build, cold
             seen.add(key)
             continue
-        r = {**r, "gpu": gpu}
+        r = {**r, "gpu": gpu, "warmup": True}  # the cold rows are left out above
         if change is not None:
             change(r)
         rows.append(r)
@@ -229,23 +268,29 @@ def test_the_command_line_prints_one_scaled_section(tmp_path, monkeypatch, capsy
 
 
 def test_the_emulated_card_runs_without_group_offload_keep_their_step_within_15_percent():
-    """The emulated-card matrix's uncapped runs cover sequential offload, model offload and T5 on the CPU at four
-    shapes; no cost-model term was fitted on their step times, so those are held to the measured-GPU bound."""
+    """The emulated-card matrix's uncapped runs cover model offload and T5 on the CPU at four shapes; no cost-model
+    term was fitted on their step times, so those are held to the measured-GPU bound. Its sequential runs are
+    not: sequential offload's step is host-bound and spreads wider than the bound between machines (KNOWN)."""
     rows = accuracy.compare_cards(accuracy.ROOT)
-    held = [r for r in rows if not r["group"]]
-    assert {r["candidate"]["offload"] for r in held} >= {"none", "model", "sequential"}
+    held = [r for r in rows if not r["group"] and r["candidate"]["offload"] != "sequential"]  # HOST_BOUND_SEQUENTIAL
+    assert {r["candidate"]["offload"] for r in held} >= {"none", "model"}
     assert all(abs(r["step_err"]) <= accuracy.STEP_ERR for r in held), [
         (r["label"], r["shape"], round(r["step_err"], 3)) for r in held if abs(r["step_err"]) > accuracy.STEP_ERR]
 
 
 def test_explain_quotes_the_committed_held_out_errors():
-    """What `fluxplan explain` tells a user about a measured GPU's estimate is the committed validation's result."""
+    """What `fluxplan explain` tells a user about a measured GPU's estimate is the committed validation's result:
+    every held-out run against its own GPU's profile, and the widest spread of one configuration run again."""
     from fluxplan.explain import uncertainty
 
-    rows = accuracy.compare(H100_RESULTS, [PROFILES[H100_PROFILE]], H100)
+    rows = [r for folder, profile, gpu, _ in MEASURED for r in accuracy.compare(folder, [PROFILES[profile]], gpu)]
     low = min(r["peak_err"] for r in rows)
     high = max(r["peak_err"] for r in rows)
-    step = max(abs(r["step_err"]) for r in rows)
+    held = sum(abs(r["step_err"]) <= accuracy.STEP_ERR for r in rows)
+    spread = max(max(s for _, s in runs) / min(s for _, s in runs)
+                 for configs in accuracy._runs_by_gpu(accuracy.ROOT).values() for runs in configs.values()
+                 if len(runs) > 1)
     said = uncertainty(type("P", (), {"profile_measured_here": True, "profile": H100})())
     assert f"held-out runs: {low:+.1%} to {high:+.1%}".replace("%", " %") in said["peak_vram"]
-    assert f"held-out runs: within {step:.1%}".replace("%", " %") in said["latency"]
+    assert f"; {held} of {len(rows)} held-out runs)" in said["latency"]
+    assert f"up to {spread:.2f}x between machines" in said["latency"]

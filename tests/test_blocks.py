@@ -70,6 +70,21 @@ def test_extrapolation_counts_the_rest_once_and_each_block_as_often_as_the_full_
     assert bp.failed(doc) == {"bnb-nf4": "NoGPU: no GPU"}
 
 
+def test_a_stacked_forward_is_the_step_time_where_it_called_the_blocks_as_often_as_the_full_model():
+    row = _row(stacked={"double": 19, "single": 38})
+    for p in row["points"]:  # the host could not keep the GPU fed: longer than the blocks added up
+        p["stacked_s"] = 1.3 * bp.extrapolate(p["rest_s"], p["double_s"], p["single_s"], 19, 38)
+    at = {(p["image_tokens"], p["text_tokens"], p["batch"]): p for p in bp.forward_points(_blocks_doc([row]))}
+    for p in row["points"]:
+        assert at[(p["image_tokens"], p["text_tokens"], p["batch"])]["seconds"] == p["stacked_s"]
+    assert "blocks called as often as the full model's" in at[(4096, 512, 1)]["source"]
+    # stacked with other counts (a tiny model's) is not the full model's step: extrapolate
+    other = _row(stacked={"double": 1, "single": 1})
+    for p in other["points"]:
+        p["stacked_s"] = 99.0
+    assert all(p["seconds"] < 99 for p in bp.forward_points(_blocks_doc([other])))
+
+
 # --------------------------------------------------------------------------- profiles from blocks
 
 
@@ -206,6 +221,42 @@ def test_the_clock_charges_each_block_with_its_own_time(block_model):
     assert t["double"] >= 0.05
     assert t["single"] < 0.04 and t["rest"] < 0.04
     assert t["total"] == pytest.approx(t["double"] + t["single"] + t["rest"])
+
+
+def test_the_stacked_forward_calls_each_block_as_often_as_asked(block_model):
+    import torch
+
+    from fluxplan.profiling.blocks import TINY_POINTS, measure_format
+    from fluxplan.run import synth
+
+    import fluxplan.profiling.blocks as blocks
+
+    calls = {"double": 0, "single": 0}
+
+    def count(name: str, pause: float):
+        def hook(module, args) -> None:
+            calls[name] += 1
+            time.sleep(pause)
+        return hook
+
+    def counting_load(*a, **k):
+        model = saved(*a, **k)
+        model.transformer_blocks[0].register_forward_pre_hook(count("double", 0.0))
+        model.single_transformer_blocks[0].register_forward_pre_hook(count("single", 0.01))
+        return model
+
+    blocks.load, saved = counting_load, blocks.load
+    try:
+        row = measure_format("bf16", block_model, "tiny", device="cpu", points=TINY_POINTS[:1], reps=1, stack=(3, 5))
+    finally:
+        blocks.load = saved
+    p = row["points"][0]
+    # the 1+1 points: a warm-up and one timed run; then STACKED_REPS forwards of 3 double and 5 single calls
+    assert calls == {"double": 2 + 3 * blocks.STACKED_REPS, "single": 2 + 5 * blocks.STACKED_REPS}
+    assert p["stacked_s"] >= 5 * 0.01 and p["stacked_cpu_s"] >= 5 * 0.01  # each single call sleeps on the host
+    assert row["stacked"] == {"double": 3, "single": 5}
+    model = saved("bf16", block_model, "tiny", "cpu", torch.float32)
+    assert len(model.transformer_blocks) == synth.family("tiny")["transformer"]["num_layers"]
 
 
 def test_the_parent_records_a_format_that_cannot_run_and_goes_on(block_model, tmp_path):

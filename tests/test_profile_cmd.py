@@ -15,11 +15,33 @@ RESULTS = ROOT / "benchmarks" / "results" / "h100-2026-11-22"
 COMMITTED = ROOT / "profiles" / "nvidia-h100-80gb-hbm3.json"
 
 
-def test_rebuilding_the_committed_profile_from_its_measurements_gives_the_same_numbers(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["nvidia-h100-80gb-hbm3", "nvidia-h200"])
+def test_rebuilding_a_committed_profile_from_its_measurements_gives_the_same_numbers(tmp_path, capsys, name):
+    committed = json.loads((ROOT / "profiles" / f"{name}.json").read_text())
+    words = committed["provenance"]["command"].split()  # fluxplan profile --from-results A --from-results B ...
+    folders = [words[i + 1] for i, w in enumerate(words) if w == "--from-results"]
+    assert folders and all((ROOT / f).is_dir() for f in folders)
     out = tmp_path / "p.json"
-    assert main(["profile", "--from-results", str(RESULTS), "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["forward"] == json.loads(COMMITTED.read_text())["forward"]
-    assert load_profile_file(out).gpu == "NVIDIA H100 80GB HBM3"
+    args = [a for f in folders for a in ("--from-results", str(ROOT / f))]
+    assert main(["profile", *args, "--out", str(out)]) == 0
+    rebuilt = json.loads(out.read_text())
+    for part in ("forward", "offload", "encode", "decode", "memory"):
+        assert rebuilt[part] == committed[part], part
+    assert load_profile_file(out).gpu == committed["gpu"]
+
+
+def test_several_folders_make_one_profile_with_repeated_runs_as_their_median(tmp_path, capsys):
+    from fluxplan.profiling.build import combine
+
+    rows = [{"format": "bf16", "offload": "group-leaf", "ok": True, "step_s": s, "first_step_s": 1.0,
+             "phase_peak_reserved_gib": {"encode": 9.0 + k, "denoise": 10.0, "decode": 14.0}}
+            for k, s in enumerate([0.5, 0.9, 0.6])]
+    rows.append({"format": "bf16", "offload": "sequential", "ok": False, "error": "x"})
+    out = combine(rows)
+    ok = [r for r in out if r.get("ok")]
+    assert len(ok) == 1 and ok[0]["step_s"] == 0.6 and ok[0]["runs"] == 3
+    assert ok[0]["phase_peak_reserved_gib"]["encode"] == 10.0
+    assert [r for r in out if not r.get("ok")] == rows[3:]
 
 
 def test_a_profile_in_the_cache_is_what_the_planner_uses(tmp_path, monkeypatch, capsys):

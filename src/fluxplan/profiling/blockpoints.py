@@ -1,10 +1,12 @@
 """Profile points from block measurements (OUT/blocks.json of fluxplan.profiling.blocks), and the reference
 profile whose offload and memory points stand in for what blocks cannot show. No torch here.
 
-Each measured format gives one forward point per (image tokens, text tokens, batch): seconds and weights
-extrapolated from the block model to the full model (rest + 19 x double + 38 x single for FLUX.1-dev), and the
-activation peak (reserved above the weights) as measured: a step's activations are one block's transients plus
-the hidden states, the same in the block model as in the full one.
+Each measured format gives one forward point per (image tokens, text tokens, batch): the seconds of the block
+model's forward with its blocks called as often as the full model's (`stacked_s`: the host's per-call work
+included), or, in results measured before that existed, the blocks' times extrapolated (rest + 19 x double +
+38 x single for FLUX.1-dev); weights extrapolated the same way; and the activation peak (reserved above the
+weights) as measured: a step's activations are one block's transients plus the hidden states, the same in the
+block model as in the full one.
 """
 
 from __future__ import annotations
@@ -48,11 +50,21 @@ def check_row(row: dict) -> None:
         for key in ("activation_gib", "reserved_gib"):
             if p.get(key) is not None:
                 _number(p[key], f"{at}: {key}", positive=False)
+        if p.get("stacked_s") is not None:
+            _number(p["stacked_s"], f"{at}: stacked_s", positive=True)
 
 
 def where(doc: dict) -> str:
     v = doc.get("versions", {})
     return f"measured: {doc.get('gpu')}, torch {v.get('torch')}, diffusers {v.get('diffusers')}, {doc.get('date')}"
+
+
+def step_seconds(point: dict, stacked: dict | None, nd: int, ns: int) -> float:
+    """A full forward's seconds at one block point: the stacked forward where it called the blocks as often as
+    the full model does, else the blocks' times extrapolated."""
+    if point.get("stacked_s") is not None and stacked == {"double": nd, "single": ns}:
+        return float(point["stacked_s"])
+    return extrapolate(point["rest_s"], point["double_s"], point["single_s"], nd, ns)
 
 
 def forward_points(doc: dict) -> list[dict]:
@@ -65,13 +77,15 @@ def forward_points(doc: dict) -> list[dict]:
         check_row(row)
         w = row["weights_bytes"]
         weights = extrapolate(w["rest"], w["double"], w["single"], nd, ns) / GIB
+        stacked = row.get("stacked")
+        how = ("time of its forward with the blocks called as often as the full model's, weights extrapolated"
+               if stacked == {"double": nd, "single": ns} else "time and weights extrapolated")
         source = (f"{where(doc)}; blocks: one double- and one single-stream block of synthetic FLUX.1-{doc['kind']} "
-                  f"in {row['format']} (fluxplan's backends), time and weights extrapolated to {nd}+{ns} blocks; "
-                  "fluxplan.profiling.blocks")
+                  f"in {row['format']} (fluxplan's backends), {how} to {nd}+{ns} blocks; fluxplan.profiling.blocks")
         for p in row["points"]:
             points.append({"format": row["format"], "compile": "none", "image_tokens": p["image_tokens"],
                            "text_tokens": p["text_tokens"], "batch": p["batch"],
-                           "seconds": extrapolate(p["rest_s"], p["double_s"], p["single_s"], nd, ns),
+                           "seconds": step_seconds(p, stacked, nd, ns),
                            "weights_gib": weights, "activation_gib": p.get("reserved_gib"),
                            "kind": "measured", "source": source})
     return points

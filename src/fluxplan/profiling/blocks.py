@@ -7,8 +7,14 @@ so the quantization is the one users get. For each format this records
   module (quantized tensors unpacked), scaled on a GPU so that they add up to what the allocator holds;
 - at several (image tokens, text tokens, batch) points: the time of the double block, the single block and the
   rest of a forward (CUDA events from forward hooks; perf_counter on the CPU), median of a few repetitions, and
-  the activation peak above the weights (allocated and reserved; GPU only).
-fluxplan.profiling.build extrapolates to the full model (`extrapolate`): rest + 19 x double + 38 x single.
+  the activation peak above the weights (allocated and reserved; GPU only);
+- at the same points, the time of the block model's forward with its double block called 19 times and its single
+  block 38 times (`stacked_s`; `stacked_cpu_s`: until the call returned, before waiting for the GPU): the full
+  model's sequence of calls on the block model's weights, so a step's host-side work (quantized layers dispatch
+  per call, from Python) is in it as well as the GPU's. Where the host cannot keep the GPU fed (small images,
+  formats with costly per-call dispatch) this is longer than the blocks' GPU times added up.
+fluxplan.profiling.build takes a step as `stacked_s` where measured, else extrapolates (`extrapolate`):
+rest + 19 x double + 38 x single.
 
     python -m fluxplan.profiling.blocks --out DIR [--formats bf16,fp8-layerwise] [--quick]
 
@@ -39,6 +45,10 @@ GIB = 1024**3
 POINTS = [(1024, 512, 1), (2304, 512, 1), (4096, 512, 1), (9216, 512, 1), (4096, 256, 1), (4096, 512, 2)]
 TINY_POINTS = [(64, 16, 1), (256, 16, 1), (256, 8, 1), (256, 16, 2)]  # the tiny test family, on the CPU
 REPS, QUICK_REPS = 5, 3
+# A stacked forward costs a full step. Its fastest of three: a host-bound forward is slowed now and then by the
+# host (the H200's NF4 at 2304 tokens, median of two: 0.157 s, where its pipeline stepped at 0.118 s on the same
+# machine), and the first call at a shape grows the allocator's pool; --quick takes one.
+STACKED_REPS, QUICK_STACKED_REPS = 3, 1
 
 
 # --------------------------------------------------------------------------- measuring one format (child)
@@ -133,6 +143,49 @@ class Clock:
     def remove(self) -> None:
         for h in self.handles:
             h.remove()
+        self.handles = []
+
+
+class Stacked:
+    """While entered, the block model's forward calls its one double block `n_double` times and its one single
+    block `n_single` times, as the full model calls its blocks (the same module objects, so the same weights)."""
+
+    def __init__(self, model: Any, n_double: int, n_single: int):
+        self.model, self.n = model, {"transformer_blocks": n_double, "single_transformer_blocks": n_single}
+        self.saved: dict[str, Any] = {}
+
+    def __enter__(self) -> Stacked:
+        import torch
+
+        for name, n in self.n.items():
+            blocks = getattr(self.model, name)
+            self.saved[name] = blocks
+            setattr(self.model, name, torch.nn.ModuleList([blocks[0]] * n))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, blocks in self.saved.items():
+            setattr(self.model, name, blocks)
+
+
+def time_stacked(forward, cuda: bool, reps: int) -> tuple[float, float]:
+    """(wall seconds, host seconds) of the fastest of `reps` calls of `forward`: wall from the call to the GPU
+    being done, host from the call to its return."""
+    import torch
+
+    walls, hosts = [], []
+    for _ in range(reps):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        forward()
+        t1 = time.perf_counter()
+        if cuda:
+            torch.cuda.synchronize()
+        walls.append(time.perf_counter() - t0)
+        hosts.append(t1 - t0)
+    best = min(range(reps), key=walls.__getitem__)
+    return walls[best], hosts[best]
 
 
 def inputs(cfg: dict, image: int, text: int, batch: int, device: str, dtype: Any) -> dict[str, Any]:
@@ -151,10 +204,16 @@ def inputs(cfg: dict, image: int, text: int, batch: int, device: str, dtype: Any
 
 
 def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points: list[tuple[int, int, int]],
-                   reps: int) -> dict:
+                   reps: int, stack: tuple[int, int] | None = None, stacked_reps: int = STACKED_REPS) -> dict:
     """One format's row: load time, block and rest bytes, and per point the block, rest and total seconds (and
-    the activation peak on a GPU). Raises whatever loading or running raises; the caller records it."""
+    the activation peak on a GPU), then the stacked forward's seconds (`stack`: the full model's double and single
+    block counts, by default its family's). Raises whatever loading or running raises; the caller records it."""
     import torch
+
+    from fluxplan.run.synth import family
+
+    full = family(kind)["transformer"]
+    n_double, n_single = stack or (full["num_layers"], full["num_single_layers"])
 
     cuda = device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -201,6 +260,17 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
                 point[f"{k}_s"] = statistics.median(r[k] for r in runs)
             row["points"].append(point)
             del args
+        clock.remove()
+        with Stacked(model, n_double, n_single):
+            for point in row["points"]:
+                args = inputs(cfg, point["image_tokens"], point["text_tokens"], point["batch"], device, dtype)
+
+                def forward(model: Any = model, args: dict = args) -> None:
+                    with torch.inference_mode():
+                        model(**args)
+                point["stacked_s"], point["stacked_cpu_s"] = time_stacked(forward, cuda, stacked_reps)
+                del args
+        row["stacked"] = {"double": n_double, "single": n_single}
     finally:
         clock.remove()
         del model
@@ -234,7 +304,8 @@ def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) ->
         t = time.perf_counter()
         try:
             row = measure_format(fmt, model_dir, kind, device=device, points=TINY_POINTS if kind == "tiny" else POINTS,
-                                 reps=QUICK_REPS if quick else REPS)
+                                 reps=QUICK_REPS if quick else REPS,
+                                 stacked_reps=QUICK_STACKED_REPS if quick else STACKED_REPS)
         except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
             text = str(e).strip()
             row = {"format": fmt, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}

@@ -4,7 +4,10 @@
 
 A results folder holds any of: blocks.json (block-level measurements per format), sweep.json (T5 encode, VAE
 decode, the CUDA context; bf16 forward points of a full-size transformer in older folders) and matrix.jsonl
-(whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl.
+(whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl. Several folders
+of one GPU make one profile: blocks.json and sweep.json from the last folder that has them, the pipeline rows of
+all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
+of those runs (offload transfers vary from run to run by 10-40 %: docs/ACCURACY.md).
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
 - forward points: every format blocks.json measured, at several token counts and batches, extrapolated from
   one block of each kind to the full model (profiling.blockpoints); full-model sweep points; every format at
@@ -32,16 +35,52 @@ from fluxplan.profiling import blockpoints as bp
 T5_CLIP_VAE = 8.87 + 0.23 + 0.16  # bf16 T5-XXL, CLIP-L and VAE weights (GiB): the matrix keeps T5 in bf16
 
 
-def _read(results: Path) -> tuple[dict | None, dict | None, list[dict]]:
-    sweep = json.loads((results / "sweep.json").read_text()) if (results / "sweep.json").is_file() else None
-    blocks = bp.load_blocks(results / "blocks.json") if (results / "blocks.json").is_file() else None
-    matrix = results / "matrix.jsonl"
-    rows = [json.loads(x) for x in matrix.read_text().splitlines() if x.strip()] if matrix.is_file() else []
-    return sweep, blocks, rows
+MEDIAN_KEYS = ("step_s", "first_step_s", "encode_s", "decode_s", "peak_nvml_gib", "peak_reserved_gib")
 
 
-def build(results: Path, seed_profile: dict) -> dict:
-    sweep, blocks, rows = _read(results)
+def combine(rows: list[dict]) -> list[dict]:
+    """One successful row per (format, offload, compile): repeated runs give the median of each figure (memory
+    phases included); failed rows are kept as they are."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("ok"):
+            groups.setdefault((r["format"], r["offload"], r.get("compile", "none")), []).append(r)
+    out = [r for r in rows if not r.get("ok")]
+    for runs in groups.values():
+        row = dict(runs[-1])
+        if len(runs) > 1:
+            for k in MEDIAN_KEYS:
+                if all(isinstance(r.get(k), (int, float)) for r in runs):
+                    row[k] = statistics.median(r[k] for r in runs)
+            if all("phase_peak_reserved_gib" in r for r in runs):
+                row["phase_peak_reserved_gib"] = {ph: statistics.median(r["phase_peak_reserved_gib"][ph] for r in runs)
+                                                  for ph in runs[-1]["phase_peak_reserved_gib"]}
+            row["runs"] = len(runs)
+        out.append(row)
+    return out
+
+
+def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
+    sweep: dict | None = None
+    blocks = None
+    rows: list[dict] = []
+    for results in folders:
+        if (results / "sweep.json").is_file():  # each part (forward, decode, encode) from the last sweep that has it
+            later = json.loads((results / "sweep.json").read_text())
+            kept = {k: sweep[k] for k in ("forward", "decode", "encode") if sweep and sweep.get(k) and not later.get(k)}
+            sweep = {**later, **kept}
+        if (results / "blocks.json").is_file():
+            blocks = bp.load_blocks(results / "blocks.json")
+        matrix = results / "matrix.jsonl"
+        if matrix.is_file():  # the profile's pipeline points are 1024x1024 (rows of other sides are not used)
+            rows += [r for r in (json.loads(x) for x in matrix.read_text().splitlines() if x.strip())
+                     if (r.get("width", 1024), r.get("height", 1024)) == (1024, 1024)]
+    return sweep, blocks, combine(rows)
+
+
+def build(results: Path | list[Path], seed_profile: dict) -> dict:
+    folders = [results] if isinstance(results, Path) else list(results)
+    sweep, blocks, rows = _read(folders)
     compiled = [r for r in rows if r.get("ok") and r.get("compile", "none") != "none" and r["offload"] == "none"]
     ok = [r for r in rows if r.get("ok") and r.get("compile", "none") == "none"]
     head = sweep or blocks or {}
@@ -124,13 +163,13 @@ def build(results: Path, seed_profile: dict) -> dict:
     for name in ("context_gib", "decode_carry_factor", "encode_activation_gib"):
         if name not in memory:
             memory[name] = bp.memory_from_reference(ref(), name)
-    return {"schema": 1, "gpu": gpu, "provenance": _provenance(results, sweep, blocks, rows, refs[0] if refs else {}),
+    return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, refs[0] if refs else {}),
             "forward": forward, "encode": encode, "decode": decode, "offload": offload,
             "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")}}
 
 
-def _provenance(results: Path, sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:
-    command = f"fluxplan profile --from-results {results.as_posix()}"
+def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:
+    command = "fluxplan profile " + " ".join(f"--from-results {f.as_posix()}" for f in folders)
     if blocks is None:
         return {"summary": ("Measured with full-size synthetic FLUX.1-dev (random weights) by "
                             "fluxplan.profiling.sweep and .matrix, converted by fluxplan.profiling.build. The "
@@ -144,8 +183,9 @@ def _provenance(results: Path, sweep: dict | None, blocks: dict | None, rows: li
         parts.append("T5 encode, VAE decode and the CUDA context alone (fluxplan.profiling.sweep)")
     if rows:
         n_compiled = sum(1 for r in rows if r.get("ok") and r.get("compile", "none") != "none")
-        parts.append(f"{sum(1 for r in rows if r.get('ok'))} pipeline runs (fluxplan.profiling.matrix), "
-                     f"{n_compiled} of them compiled")
+        runs = sum(r.get("runs", 1) for r in rows if r.get("ok"))
+        parts.append(f"{runs} pipeline runs (fluxplan.profiling.matrix; repeated configurations as their median), "
+                     f"{n_compiled} compiled configurations")
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
                "fluxplan.profiling.build.")
     if ref:
@@ -204,21 +244,25 @@ def write_profile(prof: dict, out: Path) -> Path:
     return out
 
 
-def build_from_results(results: Path, out: Path) -> Path:
-    """Read blocks.json, sweep.json and matrix.jsonl from `results`, write the profile to `out` (keeping the seed's
-    compile points if `out` already holds them; a blocks-only folder takes what blocks cannot show from it)."""
+def build_from_results(results: Path | list[Path], out: Path) -> Path:
+    """Read blocks.json, sweep.json and matrix.jsonl from the `results` folder(s), write the profile to `out`
+    (keeping the seed's compile points if `out` already holds them; a blocks-only folder takes what blocks cannot
+    show from it)."""
     from fluxplan.errors import ProfileError
 
-    missing = [n for n in ("sweep.json", "matrix.jsonl") if not (results / n).is_file()]
-    if missing and not (results / "blocks.json").is_file():
-        raise ProfileError(f"{results}: no blocks.json, and no {' or '.join(missing)} (run `fluxplan profile` on "
+    folders = [results] if isinstance(results, Path) else list(results)
+    where = ", ".join(f.as_posix() for f in folders)
+    has = lambda name: any((f / name).is_file() for f in folders)  # noqa: E731
+    missing = [n for n in ("sweep.json", "matrix.jsonl") if not has(n)]
+    if missing and not has("blocks.json"):
+        raise ProfileError(f"{where}: no blocks.json, and no {' or '.join(missing)} (run `fluxplan profile` on "
                            "the GPU first)")
     try:
         seed = json.loads(out.read_text()) if out.exists() else {"forward": []}
     except ValueError:
         seed = {"forward": []}
     try:
-        prof = build(results, seed)
+        prof = build(folders, seed)
     except (KeyError, StopIteration, ValueError, ZeroDivisionError, TypeError) as e:
-        raise ProfileError(f"{results}: the measurements cannot make a profile ({type(e).__name__}: {e})") from None
+        raise ProfileError(f"{where}: the measurements cannot make a profile ({type(e).__name__}: {e})") from None
     return write_profile(prof, out)

@@ -116,7 +116,7 @@ def parent(args) -> None:
             print(f"deadline: stopping before {fmt}", flush=True)
             break
         cmd = [sys.executable, __file__, "--child", fmt, "--offloads", ",".join(todo), "--model", str(model),
-               "--out", str(out), "--compile", args.compile]
+               "--out", str(out), "--compile", args.compile, "--side", str(args.side), "--device", args.device]
         try:
             per = 90 if args.compile == "none" else 400  # compiling takes minutes on the first step
             r = subprocess.run(cmd, timeout=min(left, per * len(todo) + 120))

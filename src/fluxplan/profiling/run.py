@@ -25,6 +25,9 @@ QUICK_FORMATS = ("bf16", "fp8-layerwise")
 CONFIRM = "bf16=none,model,group-leaf,sequential,group-block"  # pipeline rows of the full profile
 COMPILED = "bf16=none"  # compiled regionally, after them
 COMPILE_NEEDS_S = 90
+# quantized on load on the host: past a minute per block model on both GPUs measured (docs/BENCHMARKS.md
+# section 7), so measured last, where the deadline rather than the others' time pays for them
+SLOW_TO_LOAD = ("quanto-fp8", "quanto-int4")
 
 
 def results_dir(results: Path | None) -> Path:
@@ -55,7 +58,7 @@ def usable_formats(device: str = "cuda") -> list[str]:
 
     usable = usable_backends(device)
     keep = []
-    for fmt in NON_GGUF + GGUF:
+    for fmt in sorted(NON_GGUF + GGUF, key=lambda f: f in SLOW_TO_LOAD):
         backend, _ = backends.resolve(fmt, backends.TRANSFORMER)
         if backend.package is not None and backend.package not in usable:
             continue
@@ -100,10 +103,10 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     formats = list(QUICK_FORMATS) if quick else _usable_in_child()
     left = lambda: deadline - (time.monotonic() - started)
     # blocks get what the other stages leave them: ~20 s for encode/decode, and the pipelines' share when full
-    blocks_deadline = left() - 20 if quick else min(left() * 0.45, 300)
+    blocks_deadline = left() - 20 if quick else min(left() * 0.5, 320)
     _stage(f"blocks ({len(formats)} formats)",
            [py, "-m", "fluxplan.profiling.blocks", "--out", str(out), "--formats", ",".join(formats),
-            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "60"] + (["--quick"] if quick else []),
+            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "45"] + (["--quick"] if quick else []),
            started, timings)
     _stage("T5 encode, VAE decode, context",
            [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"]
