@@ -278,19 +278,46 @@ def test_the_emulated_card_runs_without_group_offload_keep_their_step_within_15_
         (r["label"], r["shape"], round(r["step_err"], 3)) for r in held if abs(r["step_err"]) > accuracy.STEP_ERR]
 
 
+def _plan(offload="none", tokens=4096):
+    from types import SimpleNamespace
+
+    from fluxplan.models import Offload
+
+    return SimpleNamespace(profile_measured_here=True, profile=H100, choice=SimpleNamespace(offload=Offload(offload)),
+                           request=SimpleNamespace(image_tokens=tokens))
+
+
 def test_explain_quotes_the_committed_held_out_errors():
     """What `fluxplan explain` tells a user about a measured GPU's estimate is the committed validation's result:
-    every held-out run against its own GPU's profile, and the widest spread of one configuration run again."""
+    every held-out run against its own GPU's profile."""
     from fluxplan.explain import uncertainty
 
     rows = [r for folder, profile, gpu, _ in MEASURED for r in accuracy.compare(folder, [PROFILES[profile]], gpu)]
     low = min(r["peak_err"] for r in rows)
     high = max(r["peak_err"] for r in rows)
     held = sum(abs(r["step_err"]) <= accuracy.STEP_ERR for r in rows)
-    spread = max(max(s for _, s in runs) / min(s for _, s in runs)
-                 for configs in accuracy._runs_by_gpu(accuracy.ROOT).values() for runs in configs.values()
-                 if len(runs) > 1)
-    said = uncertainty(type("P", (), {"profile_measured_here": True, "profile": H100})())
+    said = uncertainty(_plan())
     assert f"held-out runs: {low:+.1%} to {high:+.1%}".replace("%", " %") in said["peak_vram"]
-    assert f"; {held} of {len(rows)} held-out runs)" in said["latency"]
-    assert f"up to {spread:.2f}x between machines" in said["latency"]
+    assert said["latency"] == f"within +-15 % per step (measured on this GPU; {held} of {len(rows)} held-out runs)"
+
+
+def test_explain_gives_a_host_bound_plan_the_spread_its_kind_of_run_has_shown():
+    """The spread quoted for a host-bound plan is the widest max / min of the committed runs of that kind."""
+    from fluxplan.explain import HOST_BOUND_SPREAD, SMALL_IMAGE_TOKENS, host_bound, uncertainty
+    from fluxplan.models import Offload
+
+    widest: dict[str, float] = {}
+    for configs in accuracy._runs_by_gpu(accuracy.ROOT).values():
+        for (tf, t5, placement, off, tiling, w, h, batch, tokens), runs in configs.items():
+            kind = host_bound(Offload(off), (w // 16) * (h // 16))
+            if kind is None or len(runs) < 2:
+                continue
+            steps = [x for _, x in runs]
+            widest[kind] = max(widest.get(kind, 1.0), max(steps) / min(steps))
+    assert {k: round(v, 2) for k, v in widest.items()} == HOST_BOUND_SPREAD
+    said = uncertainty(_plan("sequential"))["latency"]
+    assert said.endswith(f"bound by the host (sequential offload): the same run has differed by up to "
+                         f"{HOST_BOUND_SPREAD['sequential offload']:.2f}x between machines of one GPU kind")
+    assert "group offload" in uncertainty(_plan("group-block"))["latency"]
+    assert "small image" in uncertainty(_plan("none", SMALL_IMAGE_TOKENS))["latency"]
+    assert "host" not in uncertainty(_plan("model", 4096))["latency"]

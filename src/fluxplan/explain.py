@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from fluxplan.models import Estimate, Plan, RejectedCandidate, Scored
+from fluxplan.models import Estimate, Offload, Plan, RejectedCandidate, Scored
+
+# Where the host bounds a step, the same run measured again on other machines of one GPU kind spread by up to
+# (max / min; docs/ACCURACY.md "Repeatability", tests/test_accuracy.py ties these to the committed runs):
+HOST_BOUND_SPREAD = {"sequential offload": 1.48, "group offload's host-to-GPU transfers": 1.85,
+                     "a small image (the CPU launching kernels)": 1.68}
+SMALL_IMAGE_TOKENS = 2304  # 768x768 and smaller
+
+
+def host_bound(offload: Offload, image_tokens: int) -> str | None:
+    """What bounds a plan's step on the host, if anything: its key in HOST_BOUND_SPREAD."""
+    if offload is Offload.SEQUENTIAL:
+        return "sequential offload"
+    if offload in (Offload.GROUP_LEAF, Offload.GROUP_BLOCK):
+        return "group offload's host-to-GPU transfers"
+    if image_tokens <= SMALL_IMAGE_TOKENS:
+        return "a small image (the CPU launching kernels)"
+    return None
 
 
 def _gib(x: float) -> str:
@@ -34,13 +51,14 @@ def estimate_json(e: Estimate) -> dict:
 def uncertainty(plan: Plan) -> dict:
     """How far to trust the estimate: from the held-out validation (docs/ACCURACY.md) where the costs were
     measured on this GPU, and the looser bound of spec scaling where they were not."""
+    bound = host_bound(plan.choice.offload, plan.request.image_tokens)
+    host = (f"; this plan's step is bound by the host ({bound}): the same run has differed by up to "
+            f"{HOST_BOUND_SPREAD[bound]:.2f}x between machines of one GPU kind" if bound else "")
     if plan.profile_measured_here:
         return {"peak_vram": "within -3 % / +5 % (measured on this GPU; held-out runs: -1.4 % to +7.8 %)",
-                "latency": "within +-15 % per step (measured on this GPU; 67 of 71 held-out runs); where the host "
-                           "bounds the step (sequential offload, 4-bit weights at small sizes, group offload) the "
-                           "same run differs by up to 1.85x between machines"}
+                "latency": f"within +-15 % per step (measured on this GPU; 67 of 71 held-out runs){host}"}
     return {"peak_vram": f"weights and activations as measured on {plan.profile}, about +-5 %; not measured on this GPU",
-            "latency": f"scaled from {plan.profile} by the spec database: expect +-30 % or worse"}
+            "latency": f"scaled from {plan.profile} by the spec database: expect +-30 % or worse{host}"}
 
 
 def plan_contract(plan: Plan) -> dict:
