@@ -30,6 +30,15 @@ def test_rebuilding_a_committed_profile_from_its_measurements_gives_the_same_num
     assert load_profile_file(out).gpu == committed["gpu"]
 
 
+def test_folders_of_different_gpus_make_no_profile(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    h200 = ROOT / "benchmarks" / "results" / "h200-2026-11-22-s5" / "full"
+    code = main(["profile", "--from-results", str(RESULTS), "--from-results", str(h200), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "different GPUs" in err and "NVIDIA H200" in err and "H100" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_several_folders_make_one_profile_with_repeated_runs_as_their_median(tmp_path, capsys):
     from fluxplan.profiling.build import combine
 

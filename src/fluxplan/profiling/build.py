@@ -7,7 +7,8 @@ decode, the CUDA context; bf16 forward points of a full-size transformer in olde
 (whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl. Several folders
 of one GPU make one profile: blocks.json and sweep.json from the last folder that has them, the pipeline rows of
 all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
-of those runs (offload transfers vary from run to run by 10-40 %: docs/ACCURACY.md).
+of those runs (offload steps of one configuration spread by up to 1.85x between runs: docs/ACCURACY.md).
+Folders of different GPUs are refused.
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
 - forward points: every format blocks.json measured, at several token counts and batches, extrapolated from
   one block of each kind to the full model (profiling.blockpoints); full-model sweep points; every format at
@@ -64,17 +65,23 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     sweep: dict | None = None
     blocks = None
     rows: list[dict] = []
+    gpus: dict[str, str] = {}  # GPU name -> the folder that says so
     for results in folders:
         if (results / "sweep.json").is_file():  # each part (forward, decode, encode) from the last sweep that has it
             later = json.loads((results / "sweep.json").read_text())
             kept = {k: sweep[k] for k in ("forward", "decode", "encode") if sweep and sweep.get(k) and not later.get(k)}
             sweep = {**later, **kept}
+            gpus.setdefault(later.get("gpu"), results.as_posix())
         if (results / "blocks.json").is_file():
             blocks = bp.load_blocks(results / "blocks.json")
+            gpus.setdefault(blocks.get("gpu"), results.as_posix())
         matrix = results / "matrix.jsonl"
         if matrix.is_file():  # the profile's pipeline points are 1024x1024 (rows of other sides are not used)
             rows += [r for r in (json.loads(x) for x in matrix.read_text().splitlines() if x.strip())
                      if (r.get("width", 1024), r.get("height", 1024)) == (1024, 1024)]
+    gpus.pop(None, None)
+    if len(gpus) > 1:
+        raise ValueError("the folders measured different GPUs: " + "; ".join(f"{f}: {g}" for g, f in gpus.items()))
     return sweep, blocks, combine(rows)
 
 
@@ -252,7 +259,8 @@ def build_from_results(results: Path | list[Path], out: Path) -> Path:
 
     folders = [results] if isinstance(results, Path) else list(results)
     where = ", ".join(f.as_posix() for f in folders)
-    has = lambda name: any((f / name).is_file() for f in folders)  # noqa: E731
+    def has(name: str) -> bool:
+        return any((f / name).is_file() for f in folders)
     missing = [n for n in ("sweep.json", "matrix.jsonl") if not has(n)]
     if missing and not has("blocks.json"):
         raise ProfileError(f"{where}: no blocks.json, and no {' or '.join(missing)} (run `fluxplan profile` on "
