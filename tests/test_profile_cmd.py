@@ -39,6 +39,19 @@ def test_folders_of_different_gpus_make_no_profile(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
+def test_a_format_that_failed_later_keeps_its_earlier_blocks():
+    from fluxplan.profiling.build import merge_blocks
+
+    earlier = {"gpu": "G", "date": "1", "formats": [{"format": "a", "ok": True, "n": 1}, {"format": "b", "ok": True, "n": 1},
+                                                     {"format": "c", "ok": False, "error": "x"}]}
+    later = {"gpu": "G", "date": "2", "formats": [{"format": "a", "ok": True, "n": 2},
+                                                   {"format": "b", "ok": False, "error": "timeout"},
+                                                   {"format": "c", "ok": False, "error": "y"}]}
+    merged = merge_blocks(earlier, later)
+    rows = {r["format"]: r for r in merged["formats"]}
+    assert merged["date"] == "2" and rows["a"]["n"] == 2 and rows["b"]["n"] == 1 and rows["c"]["error"] == "y"
+
+
 def test_several_folders_make_one_profile_with_repeated_runs_as_their_median(tmp_path, capsys):
     from fluxplan.profiling.build import combine
 

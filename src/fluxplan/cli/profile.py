@@ -12,7 +12,7 @@ QUICK_DEADLINE, FULL_DEADLINE = 55.0, 590.0
 
 def profile(
     out: Annotated[Optional[Path], typer.Option("--out", help="Profile file to write (default: $FLUXPLAN_CACHE/profiles/<gpu>.json, which the planner reads first).")] = None,
-    from_results: Annotated[Optional[list[Path]], typer.Option("--from-results", help="Build the profile from a folder of earlier measurements (blocks.json; sweep.json, matrix.jsonl) instead of measuring. Repeat it for several folders of one GPU: blocks and sweep from the last that has them, the pipeline runs of all (a configuration run more than once: the median).")] = None,
+    from_results: Annotated[Optional[list[Path]], typer.Option("--from-results", help="Build the profile from a folder of earlier measurements (blocks.json; sweep.json, matrix.jsonl) instead of measuring. Repeat it for several folders of one GPU: each format's blocks and each sweep part from the last folder that measured them, the pipeline runs of all (a configuration run more than once: the median).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Under a minute: blocks of bf16 and fp8 layerwise casting, T5 encode, VAE decode and the CUDA context; no whole pipeline (offload and the decode carry-over are then derived from the previous or the bundled profile, and say so).")] = False,
     results: Annotated[Optional[Path], typer.Option("--results", help="Folder for the raw measurements (default: a new folder in the cache).")] = None,
     deadline: Annotated[Optional[float], typer.Option("--deadline", help=f"Seconds all measurements may take together (default {QUICK_DEADLINE:.0f} with --quick, else {FULL_DEADLINE:.0f}).")] = None,

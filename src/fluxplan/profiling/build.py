@@ -5,8 +5,8 @@
 A results folder holds any of: blocks.json (block-level measurements per format), sweep.json (T5 encode, VAE
 decode, the CUDA context; bf16 forward points of a full-size transformer in older folders) and matrix.jsonl
 (whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl. Several folders
-of one GPU make one profile: blocks.json and sweep.json from the last folder that has them, the pipeline rows of
-all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
+of one GPU make one profile: each format's blocks and each part of the sweep from the last folder that measured
+them, the pipeline rows of all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
 of those runs (offload steps of one configuration spread by up to 1.85x between runs: docs/ACCURACY.md).
 Folders of different GPUs are refused.
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
@@ -61,6 +61,16 @@ def combine(rows: list[dict]) -> list[dict]:
     return out
 
 
+def merge_blocks(earlier: dict, later: dict) -> dict:
+    """Two blocks.json of one GPU as one: the later's environment, and per format the later's row unless only the
+    earlier measured it (a format that failed or ran out of time later keeps its earlier measurement)."""
+    rows = {r["format"]: r for r in earlier["formats"]}
+    for r in later["formats"]:
+        if r.get("ok") or not rows.get(r["format"], {}).get("ok"):
+            rows[r["format"]] = r
+    return {**later, "formats": list(rows.values())}
+
+
 def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     sweep: dict | None = None
     blocks = None
@@ -73,8 +83,9 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
             sweep = {**later, **kept}
             gpus.setdefault(later.get("gpu"), results.as_posix())
         if (results / "blocks.json").is_file():
-            blocks = bp.load_blocks(results / "blocks.json")
-            gpus.setdefault(blocks.get("gpu"), results.as_posix())
+            later = bp.load_blocks(results / "blocks.json")
+            blocks = later if blocks is None else merge_blocks(blocks, later)
+            gpus.setdefault(later.get("gpu"), results.as_posix())
         matrix = results / "matrix.jsonl"
         if matrix.is_file():  # the profile's pipeline points are 1024x1024 (rows of other sides are not used)
             rows += [r for r in (json.loads(x) for x in matrix.read_text().splitlines() if x.strip())
@@ -185,7 +196,8 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
                 "versions": {"torch": sweep["torch"], "diffusers": sweep["diffusers"]}}
     n_ok = sum(1 for r in blocks["formats"] if r.get("ok"))
     nd, ns = blocks["blocks"]["double"], blocks["blocks"]["single"]
-    parts = [f"blocks of {n_ok} formats (fluxplan.profiling.blocks, extrapolated to {nd}+{ns} blocks)"]
+    parts = [f"blocks of {n_ok} formats (fluxplan.profiling.blocks: their forward with the blocks called {nd} and "
+             f"{ns} times where measured, else extrapolated)"]
     if sweep:
         parts.append("T5 encode, VAE decode and the CUDA context alone (fluxplan.profiling.sweep)")
     if rows:
