@@ -269,6 +269,7 @@ def test_the_parent_records_a_format_that_cannot_run_and_goes_on(block_model, tm
     assert rows["bf16"]["ok"] is True and len(rows["bf16"]["points"]) == 4
     assert doc["blocks"] == {"double": 1, "single": 1}  # the tiny family is its own block model
     assert doc["versions"]["torch"] and doc["versions"]["diffusers"]
+    assert doc["host"]["cpu"] and doc["host"]["cores"] >= 1 and doc["host"]["dispatch_us"] > 0  # the host beside it
 
 
 def test_the_full_profile_measures_the_formats_that_work_here():

@@ -19,6 +19,9 @@ SIZES = [(512, 512), (768, 768), (1024, 1024)]
 STEPS = 8
 
 
+HOST: dict = {}
+
+
 def one_format(fmt: str, model: Path, out: Path) -> None:
     import torch
 
@@ -76,7 +79,7 @@ def one_format(fmt: str, model: Path, out: Path) -> None:
                 torch.cuda.synchronize()
                 walls.append(time.perf_counter() - t0)
                 hosts.append(t1 - t0)
-        row = {"format": fmt, "width": w, "height": h, "gpu": torch.cuda.get_device_name(0),
+        row = {"format": fmt, "width": w, "height": h, "gpu": torch.cuda.get_device_name(0), "host": HOST,
                "pipeline_step_s": statistics.median(gpu[1:]), "pipeline_host_s": statistics.median(host),
                "forward_wall_s": statistics.median(walls), "forward_host_s": statistics.median(hosts),
                "steps_gpu": gpu, "steps_host": host}
@@ -96,6 +99,9 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    from fluxplan.run.hostprobe import host
+
+    HOST.update(host())
     for fmt in a.formats.split(","):
         one_format(fmt, Path(a.model), out)
 

@@ -77,6 +77,7 @@ def child(index: int, model: Path, out: Path, warmup: bool = True) -> None:
     from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
     from fluxplan.run.builder import build
     from fluxplan.run.measure import generate_images
+    from fluxplan.run.hostprobe import host
     from fluxplan.run.synth import ensure_gguf
 
     tf, t5, placement, offload, tiling, shapes = CONFIGS[index]
@@ -84,7 +85,7 @@ def child(index: int, model: Path, out: Path, warmup: bool = True) -> None:
     c = Candidate(tf, t5, TextEncoderPlacement(placement), Offload(offload), Compile.NONE, tiling)
     base = {"transformer": tf, "text_encoder_2": t5, "text_encoder_placement": placement, "offload": offload,
             "vae_tiling": tiling, "steps": STEPS, "config": index, "gpu": torch.cuda.get_device_name(0),
-            "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": warmup}
+            "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": warmup, "host": host()}
     try:
         built = build(c, model, device="cuda")
     except Exception as e:

@@ -281,14 +281,15 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
 
 
 def environment() -> dict[str, Any]:
-    """GPU, driver and versions for provenance."""
+    """GPU, driver, versions and the host (CPU, cores, per-call dispatch time) for provenance."""
     from fluxplan.run.doctor import _version
     from fluxplan.run.doctor import environment as env
+    from fluxplan.run.hostprobe import host
 
     e = env()
     versions = {m: _version(m) for m in ("torch", "diffusers", "transformers", "torchao", "bitsandbytes",
                                          "optimum.quanto", "gguf")}
-    return {"gpu": e.gpu, "driver": e.driver, "cuda": e.cuda,
+    return {"gpu": e.gpu, "driver": e.driver, "cuda": e.cuda, "host": host(),
             "versions": {k.replace("optimum.quanto", "optimum-quanto"): v for k, v in versions.items() if v}}
 
 

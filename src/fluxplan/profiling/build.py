@@ -211,8 +211,11 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
         summary += f" What these cannot show is derived from {ref['gpu']}'s profile and labelled so."
     versions = {k: str(val) for k, val in {**blocks.get("versions", {}), "cuda": blocks.get("cuda"),
                                            "nvidia-driver": blocks.get("driver")}.items() if val}
-    return {"summary": summary, "date": blocks["date"], "command": command, "versions": versions,
-            "measured_by": blocks.get("command"), "failed_formats": bp.failed(blocks)}
+    out = {"summary": summary, "date": blocks["date"], "command": command, "versions": versions,
+           "measured_by": blocks.get("command"), "failed_formats": bp.failed(blocks)}
+    if blocks.get("host"):  # the host the blocks ran on (a host-bound step depends on it)
+        out["host"] = blocks["host"]
+    return out
 
 
 def _offload(ok: list[dict], resident: dict, rest: float, enc_act: float, src_matrix: str) -> list[dict]:

@@ -52,10 +52,12 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
 
     from fluxplan.models import Candidate, Compile, Offload, TextEncoderPlacement
     from fluxplan.run.builder import build
+    from fluxplan.run.hostprobe import host
     from fluxplan.run.measure import generate_images
     from fluxplan.run.synth import ensure_gguf
 
     out.mkdir(parents=True, exist_ok=True)
+    here = host()  # offload and small-image steps depend on the host: record which one ran them
     gguf_file = None
     if fmt.startswith("gguf-"):
         t = time.perf_counter()
@@ -67,7 +69,7 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
                      else TextEncoderPlacement.RESIDENT)
         c = Candidate(fmt, "bf16", placement, offload, Compile(compile), False)
         row = {"format": fmt, "offload": off, "compile": compile, "text_encoder_2": "bf16", "steps": STEPS,
-               "height": side, "width": side}
+               "height": side, "width": side, "host": here}
         t0 = time.perf_counter()
         built = None
         try:

@@ -101,3 +101,26 @@ def cached_cpu_rate() -> tuple[float, str] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return (value, dtype) if value > 0 and dtype in DTYPES else None
+
+
+def dispatch_us(calls: int = 2000, repeats: int = 5) -> float:
+    """Microseconds this host takes to run one tiny torch op from Python (the fastest of `repeats` batches of
+    `calls`): the per-call cost that bounds a step when the CPU launches kernels no faster than the GPU runs them
+    (sequential offload, 4-bit weights at small images: docs/ACCURACY.md, "Repeatability"). Recorded beside GPU
+    measurements (`host()`) so that a host-bound step can be related to the host that ran it."""
+    import torch
+
+    x = torch.zeros(1)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            x.add_(1.0)
+        best = min(best, time.perf_counter() - t)
+    return best / calls * 1e6
+
+
+def host() -> dict:
+    """The host beside a measurement: its CPU's name, cores, and `dispatch_us`."""
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "dispatch_us": round(dispatch_us(), 3)}
+
