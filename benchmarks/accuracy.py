@@ -45,10 +45,14 @@ def load_sweep(results: Path) -> dict | None:
 
 
 def results_gpu(results: Path) -> str | None:
-    """The GPU a results folder was measured on: its sweep's, else its validation rows' (None: not recorded)."""
-    sweep = load_sweep(results)
-    if sweep and sweep.get("gpu"):
-        return sweep["gpu"]
+    """The GPU a results folder was measured on: its sweep's, else its blocks', else its validation rows' (None:
+    not recorded)."""
+    folder = results if results.is_dir() else results.parent
+    for name in ("sweep.json", "blocks.json"):
+        if (folder / name).is_file() and (gpu := json.loads((folder / name).read_text()).get("gpu")):
+            return gpu
+    if not _validate_file(results).is_file():
+        return None
     return next((r["gpu"] for r in load_rows(results) if r.get("gpu")), None)
 
 
@@ -364,8 +368,7 @@ def _runs_by_gpu(root: Path) -> dict[str, dict[tuple, list[tuple[str, float]]]]:
     for path in sorted(results.glob("**/*.jsonl")):
         if path.name not in ("matrix.jsonl", "validate.jsonl", "hostbound.jsonl"):
             continue
-        top = path.relative_to(results).parts[0]
-        gpu_of_folder = "NVIDIA H200" if top.startswith("h200") else "NVIDIA H100 80GB HBM3"
+        gpu_of_folder = results_gpu(path.parent)  # for rows that do not name their GPU (matrix rows before session 5)
         for r in (json.loads(x) for x in path.read_text().splitlines() if x.strip()):
             if "pipeline_step_s" in r:  # hostbound.jsonl: resident, bf16 T5, 8 steps
                 r = {**r, "ok": True, "transformer": r["format"], "text_encoder_2": "bf16",
@@ -379,7 +382,9 @@ def _runs_by_gpu(root: Path) -> dict[str, dict[tuple, list[tuple[str, float]]]]:
             else:  # matrix.jsonl: bf16 T5, 1024x1024 unless it says otherwise
                 key = (r["format"], "bf16", "-", r["offload"], False, r.get("width", 1024), r.get("height", 1024), 1, 512)
             where = path.parent.relative_to(results).as_posix()
-            out.setdefault(r.get("gpu", gpu_of_folder), {}).setdefault(key, []).append((where, r["step_s"]))
+            gpu = r.get("gpu") or gpu_of_folder
+            if gpu is not None:
+                out.setdefault(gpu, {}).setdefault(key, []).append((where, r["step_s"]))
     return out
 
 

@@ -223,15 +223,12 @@ def test_the_clock_charges_each_block_with_its_own_time(block_model):
     assert t["total"] == pytest.approx(t["double"] + t["single"] + t["rest"])
 
 
-def test_the_stacked_forward_calls_each_block_as_often_as_asked(block_model):
-    import torch
-
-    from fluxplan.profiling.blocks import TINY_POINTS, measure_format
-    from fluxplan.run import synth
-
+def test_the_stacked_forward_calls_each_block_as_often_as_asked(block_model, monkeypatch):
     import fluxplan.profiling.blocks as blocks
+    from fluxplan.profiling.blocks import TINY_POINTS, measure_format
 
     calls = {"double": 0, "single": 0}
+    loaded = []
 
     def count(name: str, pause: float):
         def hook(module, args) -> None:
@@ -239,24 +236,22 @@ def test_the_stacked_forward_calls_each_block_as_often_as_asked(block_model):
             time.sleep(pause)
         return hook
 
-    def counting_load(*a, **k):
-        model = saved(*a, **k)
+    def counting_load(*a, load=blocks.load, **k):
+        model = load(*a, **k)
         model.transformer_blocks[0].register_forward_pre_hook(count("double", 0.0))
         model.single_transformer_blocks[0].register_forward_pre_hook(count("single", 0.01))
+        loaded.append(model)
         return model
 
-    blocks.load, saved = counting_load, blocks.load
-    try:
-        row = measure_format("bf16", block_model, "tiny", device="cpu", points=TINY_POINTS[:1], reps=1, stack=(3, 5))
-    finally:
-        blocks.load = saved
+    monkeypatch.setattr(blocks, "load", counting_load)
+    row = measure_format("bf16", block_model, "tiny", device="cpu", points=TINY_POINTS[:1], reps=1, stack=(3, 5))
     p = row["points"][0]
     # the 1+1 points: a warm-up and one timed run; then STACKED_REPS forwards of 3 double and 5 single calls
     assert calls == {"double": 2 + 3 * blocks.STACKED_REPS, "single": 2 + 5 * blocks.STACKED_REPS}
     assert p["stacked_s"] >= 5 * 0.01 and p["stacked_cpu_s"] >= 5 * 0.01  # each single call sleeps on the host
     assert row["stacked"] == {"double": 3, "single": 5}
-    model = saved("bf16", block_model, "tiny", "cpu", torch.float32)
-    assert len(model.transformer_blocks) == synth.family("tiny")["transformer"]["num_layers"]
+    # afterwards the model has its own blocks again, one of each
+    assert len(loaded[0].transformer_blocks) == 1 and len(loaded[0].single_transformer_blocks) == 1
 
 
 def test_the_parent_records_a_format_that_cannot_run_and_goes_on(block_model, tmp_path):

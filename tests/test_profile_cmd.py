@@ -135,7 +135,7 @@ def test_compiled_rows_are_compile_points_and_leave_the_eager_ones_alone(tmp_pat
     eager = next(r for r in rows if r["format"] == "bf16" and r["offload"] == "none" and r.get("ok")
                  and r.get("compile", "none") == "none")
     assert compiled, "the committed matrix holds compiled rows"
-    prof = build(RESULTS, {"forward": []})
+    prof = build([RESULTS], {"forward": []})
     points = {(p["format"], p["compile"]): p for p in prof["forward"] if p["image_tokens"] == 4096 and p["batch"] == 1}
     for r in compiled:
         assert points[r["format"], r["compile"]]["seconds"] == r["step_s"]

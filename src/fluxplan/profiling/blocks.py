@@ -203,6 +203,16 @@ def inputs(cfg: dict, image: int, text: int, batch: int, device: str, dtype: Any
     return args
 
 
+def forward_of(model: Any, args: dict):
+    """A call of `model` on `args` without autograd, to be timed."""
+    import torch
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(**args)
+    return forward
+
+
 def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points: list[tuple[int, int, int]],
                    reps: int, stack: tuple[int, int] | None = None, stacked_reps: int = STACKED_REPS) -> dict:
     """One format's row: load time, block and rest bytes, and per point the block, rest and total seconds (and
@@ -240,11 +250,7 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
     cfg = dict(model.config)
     try:
         for image, text, batch in points:
-            args = inputs(cfg, image, text, batch, device, dtype)
-
-            def forward(model: Any = model, args: dict = args) -> None:
-                with torch.inference_mode():
-                    model(**args)
+            forward = forward_of(model, inputs(cfg, image, text, batch, device, dtype))
             clock.run(forward)  # warm-up (kernels chosen, caches filled)
             point: dict[str, Any] = {"image_tokens": image, "text_tokens": text, "batch": batch}
             if cuda:
@@ -259,17 +265,14 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
             for k in ("double", "single", "rest", "total"):
                 point[f"{k}_s"] = statistics.median(r[k] for r in runs)
             row["points"].append(point)
-            del args
+            del forward
         clock.remove()
         with Stacked(model, n_double, n_single):
             for point in row["points"]:
-                args = inputs(cfg, point["image_tokens"], point["text_tokens"], point["batch"], device, dtype)
-
-                def forward(model: Any = model, args: dict = args) -> None:
-                    with torch.inference_mode():
-                        model(**args)
+                forward = forward_of(model, inputs(cfg, point["image_tokens"], point["text_tokens"], point["batch"],
+                                                   device, dtype))
                 point["stacked_s"], point["stacked_cpu_s"] = time_stacked(forward, cuda, stacked_reps)
-                del args
+                del forward
         row["stacked"] = {"double": n_double, "single": n_single}
     finally:
         clock.remove()

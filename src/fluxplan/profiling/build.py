@@ -96,8 +96,7 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     return sweep, blocks, combine(rows)
 
 
-def build(results: Path | list[Path], seed_profile: dict) -> dict:
-    folders = [results] if isinstance(results, Path) else list(results)
+def build(folders: list[Path], seed_profile: dict) -> dict:
     sweep, blocks, rows = _read(folders)
     compiled = [r for r in rows if r.get("ok") and r.get("compile", "none") != "none" and r["offload"] == "none"]
     ok = [r for r in rows if r.get("ok") and r.get("compile", "none") == "none"]
@@ -266,13 +265,12 @@ def write_profile(prof: dict, out: Path) -> Path:
     return out
 
 
-def build_from_results(results: Path | list[Path], out: Path) -> Path:
-    """Read blocks.json, sweep.json and matrix.jsonl from the `results` folder(s), write the profile to `out`
-    (keeping the seed's compile points if `out` already holds them; a blocks-only folder takes what blocks cannot
-    show from it)."""
+def build_from_results(folders: list[Path], out: Path) -> Path:
+    """Read blocks.json, sweep.json and matrix.jsonl from the results folders, write the profile to `out` (keeping
+    the seed's compile points if `out` already holds them; a blocks-only folder takes what blocks cannot show from
+    it)."""
     from fluxplan.errors import ProfileError
 
-    folders = [results] if isinstance(results, Path) else list(results)
     where = ", ".join(f.as_posix() for f in folders)
     def has(name: str) -> bool:
         return any((f / name).is_file() for f in folders)

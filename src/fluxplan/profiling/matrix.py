@@ -69,7 +69,8 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
                      else TextEncoderPlacement.RESIDENT)
         c = Candidate(fmt, "bf16", placement, offload, Compile(compile), False)
         row = {"format": fmt, "offload": off, "compile": compile, "text_encoder_2": "bf16", "steps": STEPS,
-               "height": side, "width": side, "host": here}
+               "height": side, "width": side, "host": here,
+               "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None}
         t0 = time.perf_counter()
         built = None
         try:
