@@ -39,6 +39,24 @@ def test_folders_of_different_gpus_make_no_profile(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
+@pytest.mark.parametrize("second,needle", [("missing", "no such folder"), ("empty", "holds no blocks.json")])
+def test_a_wrong_folder_among_several_is_refused(tmp_path, capsys, second, needle):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "p.json"
+    code = main(["profile", "--from-results", str(RESULTS), "--from-results", str(tmp_path / second), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and str(tmp_path / second) in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_missing_folder_is_refused_before_the_default_target_is_read_from_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FLUXPLAN_CACHE", str(tmp_path))
+    assert main(["profile", "--from-results", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "profiles").exists()
+
+
 def test_a_format_that_failed_later_keeps_its_earlier_blocks():
     from fluxplan.profiling.build import merge_blocks
 

@@ -23,12 +23,13 @@ def profile(
 
     Each stage's time is printed. The profile (fitted, validated, written atomically) is what the planner then uses first for this GPU.
     """
-    from fluxplan.profiling.build import build_from_results
+    from fluxplan.profiling.build import build_from_results, check_folders
     from fluxplan.profiling.run import measure, profile_path
 
     if not from_results:
         limit = deadline if deadline is not None else (QUICK_DEADLINE if quick else FULL_DEADLINE)
         from_results = [measure(results, quick=quick, deadline=limit)]
+    check_folders(from_results)  # before the default target is read from them
     target = out or profile_path(from_results[-1])
     written = build_from_results(from_results, target)
     typer.echo(f"wrote {written}")

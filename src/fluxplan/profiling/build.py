@@ -265,19 +265,35 @@ def write_profile(prof: dict, out: Path) -> Path:
     return out
 
 
+def check_folders(folders: list[Path]) -> None:
+    """Refuse results folders that cannot make a profile: one that does not exist or holds no measurement (a
+    mistyped folder among several must not be skipped in silence), or all of them together without blocks.json
+    and without sweep.json and matrix.jsonl."""
+    from fluxplan.errors import ProfileError
+
+    for f in folders:
+        if not f.is_dir():
+            raise ProfileError(f"{f}: no such folder")
+        if not any((f / n).is_file() for n in ("blocks.json", "sweep.json", "matrix.jsonl")):
+            raise ProfileError(f"{f}: holds no blocks.json, sweep.json or matrix.jsonl (run `fluxplan profile` on "
+                               "the GPU first)")
+
+    def has(name: str) -> bool:
+        return any((f / name).is_file() for f in folders)
+    missing = [n for n in ("sweep.json", "matrix.jsonl") if not has(n)]
+    if missing and not has("blocks.json"):
+        raise ProfileError(f"{', '.join(f.as_posix() for f in folders)}: no blocks.json, and no "
+                           f"{' or '.join(missing)} (run `fluxplan profile` on the GPU first)")
+
+
 def build_from_results(folders: list[Path], out: Path) -> Path:
     """Read blocks.json, sweep.json and matrix.jsonl from the results folders, write the profile to `out` (keeping
     the seed's compile points if `out` already holds them; a blocks-only folder takes what blocks cannot show from
     it)."""
     from fluxplan.errors import ProfileError
 
+    check_folders(folders)
     where = ", ".join(f.as_posix() for f in folders)
-    def has(name: str) -> bool:
-        return any((f / name).is_file() for f in folders)
-    missing = [n for n in ("sweep.json", "matrix.jsonl") if not has(n)]
-    if missing and not has("blocks.json"):
-        raise ProfileError(f"{where}: no blocks.json, and no {' or '.join(missing)} (run `fluxplan profile` on "
-                           "the GPU first)")
     try:
         seed = json.loads(out.read_text()) if out.exists() else {"forward": []}
     except ValueError:
