@@ -25,8 +25,8 @@ def test_rebuilding_a_committed_profile_from_its_measurements_gives_the_same_num
     args = [a for f in folders for a in ("--from-results", str(ROOT / f))]
     assert main(["profile", *args, "--out", str(out)]) == 0
     rebuilt = json.loads(out.read_text())
-    for part in ("forward", "offload", "encode", "decode", "memory"):
-        assert rebuilt[part] == committed[part], part
+    for part in ("forward", "offload", "encode", "decode", "memory", "compile"):
+        assert rebuilt.get(part, []) == committed.get(part, []), part
     assert load_profile_file(out).gpu == committed["gpu"]
 
 

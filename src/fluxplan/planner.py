@@ -10,7 +10,7 @@ from typing import Iterable
 from pydantic import ValidationError
 
 from fluxplan.catalog.families import find_family
-from fluxplan.catalog.formats import Catalog, load_catalog
+from fluxplan.catalog.formats import Catalog, Compat, load_catalog
 from fluxplan.catalog.gpus import find_gpu, load_gpus, match_nvml_name
 from fluxplan.cost.model import TILE_PX, CostModel, Terms
 from fluxplan.cost.profile import Profile, bundled_profiles
@@ -133,6 +133,11 @@ class PlanningProvider:
     def _axis_check(self, key: str, axis: str, value, component: str) -> Rejection | None:
         fmt = self.catalog.formats[key]
         status = fmt.status(**{axis: value.value})
+        if axis == "compile":  # what the profile's machine measured wins over the catalog (a timeout does not)
+            measured = self.cost.profile.compiled(key, value.value)
+            if measured is not None and measured.status != "timeout":
+                why = f"{measured.error} (measured on {self.cost.profile.gpu})" if measured.status == "fails" else ""
+                status = Compat(status=measured.status, reason=why, source=measured.source)
         if status.status == "fails":
             return Rejection(constraint=Constraint.INCOMPATIBLE,
                              reason=f"{fmt.key} with {axis} {value.value}: {status.reason}")

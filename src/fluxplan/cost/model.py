@@ -340,6 +340,16 @@ class CostModel:
         return Terms(w_tf, w_t5, w_clip, w_vae, act, act_dec, reserve, self.context, phases, peak_phase,
                      on[peak_phase], enc_s, step, dec_s, transfer / req.images, one_off, calls, host, q, lp, qsrc)
 
+    def _compile_source(self, tf: Format, comp: Compile) -> Provenance:
+        measured = self.profile.compiled(tf.key, comp.value)
+        if measured is not None and measured.status == "ok":
+            return Provenance.model_construct(kind="measured", source=f"cold compile {measured.seconds:.1f} s; "
+                                              f"{measured.source}")
+        times = tf.compile_s or self.catalog.formats["bf16"].compile_s
+        kind = next((k for k in ("measured", "published") if times.source.startswith(k) and tf.compile_s), "derived")
+        return Provenance.model_construct(kind=kind, source=f"compile time: {times.source}"
+                                          + ("" if tf.compile_s else " (bf16's, no figure for this format)"))
+
     def one_off_seconds(self, tf: Format, t5: Format, comp: Compile) -> float:
         """Load (read from disk), quantize and compile: paid once, before the first image."""
         fam = self.family
@@ -347,7 +357,10 @@ class CostModel:
                 + (fam.t5_params.total + fam.clip_params + fam.vae_params) * 2) / 1e9
         quant = (tf.quantize_s_per_gparam * fam.transformer_params.total + t5.quantize_s_per_gparam * fam.t5_params.total) / 1e9
         compile_s = 0.0
-        if comp is not Compile.NONE:
+        measured = self.profile.compiled(tf.key, comp.value) if comp is not Compile.NONE else None
+        if measured is not None and measured.status == "ok":  # compiled cold on the profile's machine
+            compile_s = measured.seconds or 0.0
+        elif comp is not Compile.NONE:
             times = tf.compile_s or self.catalog.formats["bf16"].compile_s
             compile_s = getattr(times, comp.value) or getattr(self.catalog.formats["bf16"].compile_s, comp.value)
         return read / self.host.disk_gbs + quant + compile_s
@@ -411,6 +424,8 @@ class CostModel:
                                                       f"{self.profile.gpu}'s profile"),
             "context": Provenance.model_construct(kind=context.kind, source=context.source),
         }
+        if c.compile is not Compile.NONE:
+            sources["compile"] = self._compile_source(tf, c.compile)
         return Estimate.model_construct(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first,
                                         quality=t.quality, expected_lpips=t.lpips, quality_source=t.quality_source,
                                         memory=memory, latency=latency, host_ram_gib=t.host_gib, sources=sources)

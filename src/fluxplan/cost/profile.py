@@ -78,6 +78,23 @@ class OffloadPoint(_Point):
         return self.moved_gib / busy
 
 
+class CompileMeasure(_Point):
+    """A format compiled on the profiled machine (block level, as run.placement compiles a pipeline): whether it
+    compiled (`fails`: with the error; `timeout`: not within the profiler's limit) and the cold compile's seconds."""
+
+    format: str
+    mode: Literal["regional", "full"]
+    status: Literal["ok", "fails", "timeout"]
+    seconds: float | None = Field(default=None, ge=0, description="first call less a steady one, where ok")
+    error: str = ""
+
+    @model_validator(mode="after")
+    def _seconds_if_ok(self):
+        if self.status == "ok" and self.seconds is None:
+            raise ValueError(f"compile of {self.format} ({self.mode}) is ok but has no seconds")
+        return self
+
+
 class Scalar(_Point):
     value: float = Field(ge=0)
 
@@ -132,6 +149,11 @@ class Profile(BaseModel):
     offload: list[OffloadPoint]
     memory: Memory
     fits: Fits
+    compile: list[CompileMeasure] = []
+
+    def compiled(self, fmt: str, mode: str) -> CompileMeasure | None:
+        """What this profile measured of `fmt` under compile `mode` (None: not measured)."""
+        return next((c for c in self.compile if c.format == fmt and c.mode == mode), None)
 
     @field_validator("schema_version")
     @classmethod

@@ -91,6 +91,39 @@ def forward_points(doc: dict) -> list[dict]:
     return points
 
 
+def compiled_points(doc: dict) -> tuple[list[dict], list[dict]]:
+    """(forward points, compile measures) of blocks.json's compile tasks: a compiled format's stacked forward per
+    point and its reserve; per task whether it compiled and how long the cold compile took. A task skipped at the
+    deadline was not measured and gives nothing."""
+    nd, ns = int(doc["blocks"]["double"]), int(doc["blocks"]["single"])
+    points, measures = [], []
+    for row in doc.get("compiled", []):
+        fmt, mode = row["base"], row["compile"]
+        source = (f"{where(doc)}; blocks: one double- and one single-stream block of synthetic FLUX.1-{doc['kind']} "
+                  f"in {fmt}, compiled {mode} as run.placement compiles a pipeline; fluxplan.profiling.blocks")
+        error = row.get("error", "")
+        if not row.get("ok"):
+            if error.startswith("skipped"):
+                continue
+            measures.append({"format": fmt, "mode": mode, "status": "timeout" if error.startswith("timeout") else "fails",
+                             "error": error, "kind": "measured", "source": source})
+            continue
+        if row.get("stacked") != {"double": nd, "single": ns}:
+            raise ValueError(f"{row['format']}: compiled with {row.get('stacked')} blocks, the model has {nd}+{ns}")
+        for p in row["points"]:
+            at = f"{row['format']} at {p['image_tokens']}+{p['text_tokens']} tokens x {p['batch']}"
+            points.append({"format": fmt, "compile": mode, "image_tokens": p["image_tokens"],
+                           "text_tokens": p["text_tokens"], "batch": p["batch"],
+                           "seconds": _number(p["stacked_s"], f"{at}: stacked_s", positive=True),
+                           "activation_gib": (None if p.get("reserved_gib") is None else
+                                              _number(p["reserved_gib"], f"{at}: reserved_gib", positive=False)),
+                           "kind": "measured", "source": source})
+        measures.append({"format": fmt, "mode": mode, "status": "ok",
+                         "seconds": _number(row["compile_s"], f"{row['format']}: compile_s", positive=False),
+                         "kind": "measured", "source": source})
+    return points, measures
+
+
 def failed(doc: dict) -> dict[str, str]:
     return {r["format"]: r.get("error", "") for r in doc["formats"] if not r.get("ok")}
 

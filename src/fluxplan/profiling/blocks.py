@@ -16,7 +16,13 @@ so the quantization is the one users get. For each format this records
 fluxplan.profiling.build takes a step as `stacked_s` where measured, else extrapolates (`extrapolate`):
 rest + 19 x double + 38 x single.
 
-    python -m fluxplan.profiling.blocks --out DIR [--formats bf16,fp8-layerwise] [--quick]
+A task `FORMAT@regional` measures the format under regional compile, the way run.placement compiles a pipeline
+(`compile_repeated_blocks(fullgraph=True)`: one compiled graph per block class, the work of the full model's
+regional compile): the first stacked forward (the compile, timed cold: Dynamo reset, Inductor's caches off),
+then the stacked forward at COMPILE_POINTS as above, with its reserve. A compile that fails is a row with its
+error; one past its time limit a row saying so. These rows go to `compiled` in blocks.json.
+
+    python -m fluxplan.profiling.blocks --out DIR [--formats bf16,fp8-layerwise,bf16@regional] [--quick]
 
 The parent runs the formats in a child process, one after another, with a time limit per format: a format that
 fails is a row with its error; one that hangs or crashes the child is killed, recorded, and the child restarted
@@ -49,6 +55,19 @@ REPS, QUICK_REPS = 5, 3
 # host (the H200's NF4 at 2304 tokens, median of two: 0.157 s, where its pipeline stepped at 0.118 s on the same
 # machine), and the first call at a shape grows the allocator's pool; --quick takes one.
 STACKED_REPS, QUICK_STACKED_REPS = 3, 1
+# compiled: the default 1024x1024 first (its first call is the compile), then 512x512, where a step is bound by the
+# host launching kernels and compile's fewer, fused kernels matter most; a new shape compiles again (dynamic)
+COMPILE_POINTS = [(4096, 512, 1), (1024, 512, 1)]
+TINY_COMPILE_POINTS = [(64, 16, 1)]
+COMPILE_MODES = ("regional",)
+
+
+def split_task(task: str) -> tuple[str, str | None]:
+    """`bf16@regional` -> ("bf16", "regional"); `bf16` -> ("bf16", None)."""
+    fmt, _, mode = task.partition("@")
+    if mode and mode not in COMPILE_MODES:
+        raise ValueError(f"{task}: compile mode {mode!r} is not one of {', '.join(COMPILE_MODES)}")
+    return fmt, mode or None
 
 
 # --------------------------------------------------------------------------- measuring one format (child)
@@ -283,6 +302,62 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
     return row
 
 
+def measure_compiled(fmt: str, mode: str, model_dir: Path, kind: str, *, device: str,
+                     points: list[tuple[int, int, int]], stack: tuple[int, int] | None = None,
+                     stacked_reps: int = STACKED_REPS) -> dict:
+    """One format under compile: the cold compile's seconds (the first stacked forward less a steady one) and, per
+    point, the compiled stacked forward (wall, host) and its reserve above the weights. Raises what loading,
+    compiling or running raises; the caller records it."""
+    import torch
+
+    from fluxplan.models import Compile
+    from fluxplan.run.placement import compile_transformer
+    from fluxplan.run.synth import family
+
+    full = family(kind)["transformer"]
+    n_double, n_single = stack or (full["num_layers"], full["num_single_layers"])
+    cuda = device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
+    torch._dynamo.reset()  # this format's compile from scratch, not another format's graphs
+    torch._inductor.config.force_disable_caches = True  # a user's first compile: no on-disk cache hits
+    t0 = time.perf_counter()
+    model = load(fmt, model_dir, kind, device, dtype)
+    compile_transformer(SimpleNamespace(transformer=model), Compile(mode))
+    cfg = dict(model.config)
+    row: dict[str, Any] = {"format": f"{fmt}@{mode}", "base": fmt, "compile": mode, "ok": True, "device": device,
+                           "load_s": time.perf_counter() - t0, "points": []}
+    try:
+        with Stacked(model, n_double, n_single):
+            for image, text, batch in points:
+                forward = forward_of(model, inputs(cfg, image, text, batch, device, dtype))
+                if cuda:
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                forward()  # compiles (again, at a new shape)
+                if cuda:
+                    torch.cuda.synchronize()
+                    torch.cuda.empty_cache()
+                    base = torch.cuda.memory_allocated()
+                    torch.cuda.reset_peak_memory_stats()
+                point: dict[str, Any] = {"image_tokens": image, "text_tokens": text, "batch": batch,
+                                         "first_s": time.perf_counter() - t}
+                point["stacked_s"], point["stacked_cpu_s"] = time_stacked(forward, cuda, stacked_reps)
+                if cuda:
+                    point["reserved_gib"] = (torch.cuda.max_memory_reserved() - base) / GIB
+                row["points"].append(point)
+                del forward
+        first = row["points"][0]
+        row["compile_s"] = max(0.0, first["first_s"] - first["stacked_s"])
+        row["stacked"] = {"double": n_double, "single": n_single}
+    finally:
+        del model
+        torch._dynamo.reset()
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+    return row
+
+
 def environment() -> dict[str, Any]:
     """GPU, driver, versions and the host (CPU, cores, per-call dispatch time) for provenance."""
     from fluxplan.run.doctor import _version
@@ -303,20 +378,29 @@ def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) ->
     t = time.perf_counter()
     model_dir = ensure_block_model(kind, device=device)  # type: ignore[arg-type]
     _append(rows, {"env": environment(), "model": str(model_dir), "model_s": time.perf_counter() - t})
-    for fmt in formats:
-        _append(rows, {"format": fmt, "begin": True})
+    stacked_reps = QUICK_STACKED_REPS if quick else STACKED_REPS
+    for task in formats:
+        _append(rows, {"format": task, "begin": True})
         t = time.perf_counter()
+        fmt, mode = split_task(task)
         try:
-            row = measure_format(fmt, model_dir, kind, device=device, points=TINY_POINTS if kind == "tiny" else POINTS,
-                                 reps=QUICK_REPS if quick else REPS,
-                                 stacked_reps=QUICK_STACKED_REPS if quick else STACKED_REPS)
+            if mode is None:
+                row = measure_format(fmt, model_dir, kind, device=device,
+                                     points=TINY_POINTS if kind == "tiny" else POINTS,
+                                     reps=QUICK_REPS if quick else REPS, stacked_reps=stacked_reps)
+            else:
+                row = measure_compiled(fmt, mode, model_dir, kind, device=device, stacked_reps=stacked_reps,
+                                       points=TINY_COMPILE_POINTS if kind == "tiny" else COMPILE_POINTS)
         except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
             text = str(e).strip()
-            row = {"format": fmt, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
+            row = {"format": task, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
+            if mode is not None:
+                row.update(base=fmt, compile=mode)
             gc.collect()
         row["wall_s"] = time.perf_counter() - t
         _append(rows, row)
-        print(json.dumps({k: row.get(k) for k in ("format", "ok", "load_s", "wall_s", "error")}), flush=True)
+        print(json.dumps({k: row.get(k) for k in ("format", "ok", "load_s", "compile_s", "wall_s", "error")}),
+              flush=True)
 
 
 # --------------------------------------------------------------------------- the parent
@@ -355,9 +439,10 @@ def _state(rows: list[dict]) -> tuple[set[str], str | None]:
 
 
 def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
-           deadline: float) -> Path:
-    """Measure `formats` in child processes (restarted after a crash or a format past `limit` seconds) until
-    done or `deadline` seconds have passed; write OUT/blocks.json."""
+           deadline: float, compile_limit: float | None = None) -> Path:
+    """Measure `formats` (and `FORMAT@regional` tasks) in child processes (restarted after a crash or a task past
+    its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds have passed;
+    write OUT/blocks.json."""
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "blocks.jsonl"
     rows_path.unlink(missing_ok=True)
@@ -375,8 +460,9 @@ def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool
             now = time.monotonic()
             if current is not None:
                 seen.setdefault(current, now)
-                if now - seen[current] > limit:
-                    why = f"timeout: past the {limit:.0f} s limit per format"
+                own = compile_limit if "@" in current and compile_limit else limit
+                if now - seen[current] > own:
+                    why = f"timeout: past the {own:.0f} s limit per {'compile' if '@' in current else 'format'}"
             if now > end:
                 why = "timeout: past the deadline"
             if why:
@@ -384,21 +470,28 @@ def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool
                 proc.wait()
         done, current = _state(read_rows(rows_path))
         if current is not None:  # crashed or killed in the middle of a format
-            _append(rows_path, {"format": current, "ok": False,
+            _append(rows_path, {"format": current, "ok": False, **_compile_keys(current),
                                 "error": why or f"process ended with {proc.returncode} (crash)"})
             done.add(current)
         elif not done & set(todo):  # ended before its first format: no progress, do not start another
             for fmt in todo:
-                _append(rows_path, {"format": fmt, "ok": False, "error": f"process ended with {proc.returncode}"})
+                _append(rows_path, {"format": fmt, "ok": False, **_compile_keys(fmt),
+                                    "error": f"process ended with {proc.returncode}"})
             done |= set(todo)
         todo = [f for f in todo if f not in done]
     for fmt in todo:
-        _append(rows_path, {"format": fmt, "ok": False, "error": "skipped: past the deadline"})
+        _append(rows_path, {"format": fmt, "ok": False, **_compile_keys(fmt), "error": "skipped: past the deadline"})
     return write_summary(out, kind=kind, device=device, command=" ".join(sys.argv))
 
 
+def _compile_keys(task: str) -> dict[str, str]:
+    fmt, mode = split_task(task)
+    return {"base": fmt, "compile": mode} if mode else {}
+
+
 def write_summary(out: Path, *, kind: str, device: str, command: str) -> Path:
-    """OUT/blocks.json from OUT/blocks.jsonl: environment, block counts of the full model, one row per format."""
+    """OUT/blocks.json from OUT/blocks.jsonl: environment, block counts of the full model, one row per format
+    (`formats`) and one per compile task (`compiled`)."""
     from fluxplan.run.synth import family
 
     rows = read_rows(out / "blocks.jsonl")
@@ -408,7 +501,8 @@ def write_summary(out: Path, *, kind: str, device: str, command: str) -> Path:
     summary = {"kind": kind, "device": device, "date": time.strftime("%Y-%m-%d"), "command": command,
                **env["env"], "model_s": env.get("model_s"),
                "blocks": {"double": full["num_layers"], "single": full["num_single_layers"]},
-               "formats": list(results.values())}
+               "formats": [r for r in results.values() if "compile" not in r],
+               "compiled": [r for r in results.values() if "compile" in r]}
     path = out / "blocks.json"
     tmp = path.with_name(f".blocks.json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(summary, indent=1) + "\n")
@@ -424,6 +518,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_REPS} timed repetitions per point, not {REPS}")
     ap.add_argument("--limit", type=float, default=90.0, help="seconds one format may take")
+    ap.add_argument("--compile-limit", type=float, default=None,
+                    help="seconds one FORMAT@regional task may take (default: --limit)")
     ap.add_argument("--deadline", type=float, default=420.0, help="seconds the whole run may take")
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args(argv)
@@ -432,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
         child(formats, Path(args.out), args.kind, args.device, args.quick)
     else:
         print(parent(formats, Path(args.out), kind=args.kind, device=args.device, quick=args.quick,
-                     limit=args.limit, deadline=args.deadline))
+                     limit=args.limit, deadline=args.deadline, compile_limit=args.compile_limit))
 
 
 if __name__ == "__main__":

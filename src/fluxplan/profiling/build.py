@@ -18,8 +18,10 @@ Memory figures are the NVML view: what the caching allocator reserves (plus the 
 - decode and encode points: the VAE alone (tiled and not) and T5 alone (sweep).
 - offload points: per format and mode, from the matrix: the time a step (or an image, for model offload) took
   beyond the resident run of the same format.
-- compile points: matrix rows run with `--compile` and no offload: the compiled steady step (the seed's regional
-  point, ANCHORS section 6, stays only where no regional bf16 row was measured).
+- compile points: blocks.json's compile tasks (each format compiled regionally at block level: whether it
+  compiles, the cold compile's seconds, the compiled step at two token counts and its reserve: `compile` and
+  forward points with compile "regional"); matrix rows run with `--compile` and no offload, whose steady step wins
+  at 1024x1024 (the seed's regional point, ANCHORS section 6, stays only where no regional bf16 was measured).
 What was not measured (offload modes without a pipeline row, the decode carry-over without any; encode and
 decode without sweep.json) comes from the reference profile (the one being replaced, else the bundled one),
 scaled through the spec database and labelled derived.
@@ -62,13 +64,17 @@ def combine(rows: list[dict]) -> list[dict]:
 
 
 def merge_blocks(earlier: dict, later: dict) -> dict:
-    """Two blocks.json of one GPU as one: the later's environment, and per format the later's row unless only the
-    earlier measured it (a format that failed or ran out of time later keeps its earlier measurement)."""
-    rows = {r["format"]: r for r in earlier["formats"]}
-    for r in later["formats"]:
-        if r.get("ok") or not rows.get(r["format"], {}).get("ok"):
-            rows[r["format"]] = r
-    return {**later, "formats": list(rows.values())}
+    """Two blocks.json of one GPU as one: the later's environment, and per format (and per compile task) the
+    later's row unless only the earlier measured it (a format that failed or ran out of time later keeps its
+    earlier measurement)."""
+    merged = {}
+    for part in ("formats", "compiled"):
+        rows = {r["format"]: r for r in earlier.get(part, [])}
+        for r in later.get(part, []):
+            if r.get("ok") or not rows.get(r["format"], {}).get("ok"):
+                rows[r["format"]] = r
+        merged[part] = list(rows.values())
+    return {**later, **merged}
 
 
 def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
@@ -129,11 +135,14 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
         memory["encode_activation_gib"] = {
             "value": round(enc_act, 3), "kind": "measured",
             "source": f"{src_matrix}: bf16 encode-phase reserve less the text encoders and VAE"}
-    forward = bp.merge(block_points, forward)
+    compiled_blocks, compile_measures = bp.compiled_points(blocks) if blocks else ([], [])
+    block_act = {bp.key(p): p["activation_gib"] for p in compiled_blocks}
     for r in compiled:  # measured compiled pipelines: their steady step (the first step carries the compile)
-        forward.append({"format": r["format"], "compile": r["compile"], "image_tokens": 4096, "text_tokens": 512,
-                        "batch": 1, "seconds": r["step_s"], "kind": "measured", "source": src_matrix})
-    if not any(r["format"] == "bf16" and r["compile"] == "regional" for r in compiled):
+        point = {"format": r["format"], "compile": r["compile"], "image_tokens": 4096, "text_tokens": 512,
+                 "batch": 1, "seconds": r["step_s"], "kind": "measured", "source": src_matrix}
+        forward.append({**point, "activation_gib": block_act.get(bp.key(point))})  # the reserve from the blocks
+    forward = bp.merge(block_points + compiled_blocks, forward)
+    if not any(p["format"] == "bf16" and p["compile"] == "regional" for p in forward):
         forward += [p for p in seed_profile.get("forward", []) if p["compile"] == "regional"]  # the seed's A6 point
     refs: list[dict] = []
 
@@ -182,7 +191,8 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
             memory[name] = bp.memory_from_reference(ref(), name)
     return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, refs[0] if refs else {}),
             "forward": forward, "encode": encode, "decode": decode, "offload": offload,
-            "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")}}
+            "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")},
+            "compile": compile_measures}
 
 
 def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:

@@ -2,7 +2,8 @@
 results folder, printing how long each stage took:
 
 1. blocks (fluxplan.profiling.blocks): one double- and one single-stream block per format; --quick: bf16 and
-   fp8 layerwise casting; otherwise every format the doctor finds usable here;
+   fp8 layerwise casting; otherwise every format the doctor finds usable here, then as many of them compiled
+   regionally as the stage's share of the deadline allows (COMPILE_ORDER), the slow-loading formats last;
 2. encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the CUDA context;
 3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
    full-size synthetic FLUX.1-dev, to confirm the blocks and to measure what blocks cannot show (offload
@@ -28,6 +29,12 @@ COMPILE_NEEDS_S = 90
 # quantized on load on the host: past a minute per block model on both GPUs measured (docs/BENCHMARKS.md
 # section 7), so measured last, where the deadline rather than the others' time pays for them
 SLOW_TO_LOAD = ("quanto-fp8", "quanto-int4")
+# Compiled at block level after every format's eager blocks, in this order as far as the deadline allows: bf16 and
+# torchao (whose compile the catalog quotes), then one format of each other backend, then the other GGUF types.
+# A format not reached keeps the catalog's compatibility (unverified ones are not planned unless pinned).
+COMPILE_ORDER = ("bf16", "torchao-int8wo", "torchao-fp8dq", "bnb-nf4", "gguf-q8_0", "fp8-layerwise", "quanto-int8",
+                 "torchao-fp8wo", "bnb-int8", "gguf-q4_k", "bnb-fp4", "gguf-q4_0")
+COMPILE_LIMIT_S = 75  # bf16's block-level compile: about 20 s expected (the pipeline's regional compile took 17 s)
 
 
 def results_dir(results: Path | None) -> Path:
@@ -70,6 +77,14 @@ def usable_formats(device: str = "cuda") -> list[str]:
     return keep
 
 
+def block_tasks(formats: list[str]) -> list[str]:
+    """The blocks stage's tasks in order: each format eager (the slow-loading ones held back), each format compiled
+    regionally (COMPILE_ORDER first, then the rest), then the slow-loading formats."""
+    fast = [f for f in formats if f not in SLOW_TO_LOAD]
+    order = sorted(fast, key=lambda f: COMPILE_ORDER.index(f) if f in COMPILE_ORDER else len(COMPILE_ORDER))
+    return fast + [f"{f}@regional" for f in order] + [f for f in formats if f in SLOW_TO_LOAD]
+
+
 def _usable_in_child() -> list[str]:
     """usable_formats, asked of a child process: the doctor's checks run on the GPU, and this process should not
     hold a CUDA context while the others measure."""
@@ -103,10 +118,12 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     formats = list(QUICK_FORMATS) if quick else _usable_in_child()
     left = lambda: deadline - (time.monotonic() - started)
     # blocks get what the other stages leave them: ~20 s for encode/decode, and the pipelines' share when full
-    blocks_deadline = left() - 20 if quick else min(left() * 0.5, 320)
-    _stage(f"blocks ({len(formats)} formats)",
-           [py, "-m", "fluxplan.profiling.blocks", "--out", str(out), "--formats", ",".join(formats),
-            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "45"] + (["--quick"] if quick else []),
+    blocks_deadline = left() - 20 if quick else min(left() * 0.6, 360)
+    tasks = list(formats) if quick else block_tasks(formats)
+    _stage(f"blocks ({len(formats)} formats{'' if quick else ', then compiled'})",
+           [py, "-m", "fluxplan.profiling.blocks", "--out", str(out), "--formats", ",".join(tasks),
+            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "45",
+            "--compile-limit", str(COMPILE_LIMIT_S)] + (["--quick"] if quick else []),
            started, timings)
     _stage("T5 encode, VAE decode, context",
            [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"]

@@ -1,0 +1,152 @@
+"""Compile measured per format at block level (fluxplan.profiling.blocks `FORMAT@regional` tasks): what the
+profiler records, how a profile carries it, and how the planner uses it in place of the catalog's guesses."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import fluxplan
+from fluxplan.cli.main import main
+from fluxplan.cost.profile import load_profile_file
+from fluxplan.errors import Infeasible
+from fluxplan.profiling.build import merge_blocks
+from fluxplan.profiling.run import block_tasks
+
+H100 = "NVIDIA H100 80GB HBM3"
+DOUBLE_B, SINGLE_B, REST_B = 679_500_000, 283_200_000, 230_000_000
+STACK = {"double": 19, "single": 38}
+
+
+def _eager(fmt, scale=1.0):
+    points = []
+    for image, text, batch in [(1024, 512, 1), (4096, 512, 1), (9216, 512, 1)]:
+        k = (image + text) / 4608 * batch
+        points.append({"image_tokens": image, "text_tokens": text, "batch": batch, "double_s": 0.0055 * k * scale,
+                       "single_s": 0.002 * k * scale, "rest_s": 0.001, "total_s": 0.0085 * k * scale,
+                       "activation_gib": 0.45 * k, "reserved_gib": 1.0 * k, "stacked_s": 0.19 * k * scale,
+                       "stacked_cpu_s": 0.1 * k})
+    return {"format": fmt, "ok": True, "load_s": 1.0, "stacked": STACK,
+            "weights_bytes": {"double": DOUBLE_B / scale, "single": SINGLE_B / scale, "rest": REST_B / scale},
+            "points": points}
+
+
+def _compiled(fmt, compile_s, step_4096, reserved=0.8):
+    return {"format": f"{fmt}@regional", "base": fmt, "compile": "regional", "ok": True, "compile_s": compile_s,
+            "stacked": STACK, "points": [
+                {"image_tokens": 4096, "text_tokens": 512, "batch": 1, "first_s": compile_s + step_4096,
+                 "stacked_s": step_4096, "stacked_cpu_s": 0.05, "reserved_gib": reserved},
+                {"image_tokens": 1024, "text_tokens": 512, "batch": 1, "first_s": 9.0, "stacked_s": step_4096 / 3,
+                 "stacked_cpu_s": 0.05, "reserved_gib": reserved / 3}]}
+
+
+def _failed(fmt, error):
+    return {"format": f"{fmt}@regional", "base": fmt, "compile": "regional", "ok": False, "error": error}
+
+
+def _doc(formats, compiled):
+    return {"kind": "dev", "device": "cuda", "date": "2026-11-22", "command": "python -m fluxplan.profiling.blocks",
+            "gpu": H100, "driver": "580.1", "cuda": "13.0", "versions": {"torch": "2.11.0", "diffusers": "0.42.1"},
+            "blocks": STACK, "formats": formats, "compiled": compiled}
+
+
+@pytest.fixture()
+def profile(tmp_path, capsys):
+    d = tmp_path / "results"
+    d.mkdir()
+    doc = _doc([_eager("bf16"), _eager("gguf-q8_0", 1.3), _eager("fp8-layerwise", 1.2), _eager("torchao-int8wo", 1.1)],
+               [_compiled("bf16", 21.0, 0.13), _compiled("gguf-q8_0", 33.0, 0.16),
+                _failed("fp8-layerwise", "Unsupported: Attempted to use `torch.nn.Parameter()` constructor with Dynamo"),
+                _failed("torchao-int8wo", "timeout: past the 75 s limit per compile"),
+                _failed("bnb-nf4", "skipped: past the deadline")])
+    (d / "blocks.json").write_text(json.dumps(doc))
+    out = tmp_path / "p.json"
+    assert main(["profile", "--from-results", str(d), "--out", str(out)]) == 0
+    return load_profile_file(out)
+
+
+def test_a_profile_carries_each_measured_compile_and_not_the_ones_never_reached(profile):
+    got = {c.format: c for c in profile.compile}
+    assert set(got) == {"bf16", "gguf-q8_0", "fp8-layerwise", "torchao-int8wo"}  # bnb-nf4 was never reached
+    assert (got["bf16"].status, got["bf16"].seconds) == ("ok", 21.0)
+    assert got["fp8-layerwise"].status == "fails" and "Parameter" in got["fp8-layerwise"].error
+    assert got["torchao-int8wo"].status == "timeout"
+    compiled = {(p.format, p.image_tokens): p for p in profile.forward if p.compile == "regional"}
+    assert compiled[("gguf-q8_0", 4096)].seconds == 0.16 and compiled[("gguf-q8_0", 4096)].activation_gib == 0.8
+    assert compiled[("bf16", 1024)].kind == "measured"
+
+
+def test_the_planner_steps_and_compiles_as_measured(profile):
+    p = fluxplan.plan(H100, transformer="bf16", compile="regional", offload="none", resolution="1024x1024",
+                      text_tokens=512, profiles=[profile])
+    assert p.estimate.latency.denoise_step_s == pytest.approx(0.13)  # the compiled stacked forward at 4096+512
+    eager = fluxplan.plan(H100, transformer="bf16", compile="none", offload="none", resolution="1024x1024",
+                          text_tokens=512, profiles=[profile])
+    assert p.estimate.latency.one_off_s - eager.estimate.latency.one_off_s == pytest.approx(21.0)
+    src = p.estimate.sources["compile"]
+    assert src.kind == "measured" and "cold compile 21.0 s" in src.source
+
+
+def test_a_compile_measured_ok_is_planned_where_the_catalog_had_it_unverified(profile):
+    from fluxplan.catalog.formats import load_catalog
+
+    assert load_catalog().formats["gguf-q8_0"].status(compile="regional").status == "unverified"
+    # many images: the 33 s compile pays for itself at 0.16 s against 0.247 s a step
+    p = fluxplan.plan(H100, transformer="gguf-q8_0", offload="none", resolution="1024x1024", text_tokens=512,
+                      images=50, profiles=[profile])
+    assert p.choice.compile.value == "regional"
+    one = fluxplan.plan(H100, transformer="gguf-q8_0", offload="none", resolution="1024x1024", text_tokens=512,
+                        images=1, profiles=[profile])
+    assert one.choice.compile.value == "none"  # for one image the compile costs more than it saves
+
+
+def test_a_compile_measured_to_fail_is_refused_with_the_measured_error_even_when_pinned(profile):
+    with pytest.raises(Infeasible) as e:
+        fluxplan.plan(H100, transformer="fp8-layerwise", compile="regional", offload="none", profiles=[profile])
+    assert "nn.Parameter()" in str(e.value) + " ".join(str(b) for b in e.value.binding)
+
+
+def test_a_compile_that_timed_out_leaves_the_catalog_in_charge(profile):
+    # torchao int8 weight-only: the catalog's regional status is unverified, so an unpinned plan does not take it
+    p = fluxplan.plan(H100, transformer="torchao-int8wo", offload="none", images=50, profiles=[profile])
+    assert p.choice.compile.value != "regional"
+
+
+def test_a_later_folder_keeps_an_earlier_compile_it_could_not_repeat():
+    earlier = _doc([_eager("bf16")], [_compiled("gguf-q8_0", 33.0, 0.16)])
+    later = _doc([_eager("bf16")], [_failed("gguf-q8_0", "timeout: past the 75 s limit per compile"),
+                                     _compiled("bf16", 20.0, 0.12)])
+    merged = {r["format"]: r for r in merge_blocks(earlier, later)["compiled"]}
+    assert merged["gguf-q8_0@regional"]["ok"] and merged["bf16@regional"]["compile_s"] == 20.0
+
+
+def test_the_profiler_compiles_after_every_format_s_eager_blocks_and_slow_loaders_last():
+    tasks = block_tasks(["bf16", "quanto-int4", "gguf-q2_k", "torchao-int8wo"])
+    assert tasks == ["bf16", "gguf-q2_k", "torchao-int8wo", "bf16@regional", "torchao-int8wo@regional",
+                     "gguf-q2_k@regional", "quanto-int4"]
+
+
+@pytest.fixture(scope="module")
+def block_model():
+    pytest.importorskip("diffusers")
+    from fluxplan.run.synth import ensure_block_model
+
+    return ensure_block_model("tiny")
+
+
+def test_a_compile_task_times_the_cold_compile_and_records_a_failing_one(block_model, tmp_path):
+    """Real torch.compile (Inductor on the CPU) of the tiny block model: about 25 s."""
+    from fluxplan.profiling.blocks import parent
+
+    path = parent(["bf16@regional", "fp8-layerwise@regional"], tmp_path, kind="tiny", device="cpu", quick=True,
+                  limit=120, deadline=300)
+    doc = json.loads(Path(path).read_text())
+    assert doc["formats"] == []
+    rows = {r["format"]: r for r in doc["compiled"]}
+    bf16 = rows["bf16@regional"]
+    assert bf16["ok"] and bf16["base"] == "bf16" and bf16["compile"] == "regional"
+    p = bf16["points"][0]
+    # the first call compiled (seconds), the timed ones ran the compiled graphs (milliseconds)
+    assert bf16["compile_s"] > 50 * p["stacked_s"] and p["first_s"] > bf16["compile_s"]
+    fp8 = rows["fp8-layerwise@regional"]
+    assert not fp8["ok"] and "Dynamo" in fp8["error"] and fp8["base"] == "fp8-layerwise"
