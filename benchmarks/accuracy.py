@@ -102,16 +102,18 @@ def compare(path: Path, profiles=None, gpu=None) -> list[dict]:
         if not r.get("ok"):
             continue
         build = (r["transformer"], r["text_encoder_2"], r["text_encoder_placement"], r["offload"], r["vae_tiling"],
-                 r.get("load_s"))
+                 r.get("compile", "none"), r.get("load_s"))
         cold = build not in builds and not r.get("warmup", False)  # its encode carries CUDA and cuBLAS start-up
         builds.add(build)
         c = Candidate(r["transformer"], r["text_encoder_2"], TextEncoderPlacement(r["text_encoder_placement"]),
-                      Offload(r["offload"]), Compile.NONE, r["vae_tiling"])
+                      Offload(r["offload"]), Compile(r.get("compile", "none")), r["vae_tiling"])
         req = Request(width=r["width"], height=r["height"], batch=r["batch"], images=r["batch"],
                       text_tokens=r["text_tokens"], steps=STEPS)
         t = CostModel(req, target, Host(), prof, prof_gpu).terms(c)
         pred_latency = CostModel.latency(t, req)[1] - t.one_off_s  # one call, without load / quantize / compile
-        latency = r["encode_s"] + r["first_step_s"] + (STEPS - 1) * r["step_s"] + r["decode_s"]
+        # compiled: a shape after the first compiles again in its first step (dynamic shapes): steady steps only
+        first = r["first_step_s"] if r.get("compile", "none") == "none" else r["step_s"]
+        latency = r["encode_s"] + first + (STEPS - 1) * r["step_s"] + r["decode_s"]
         peak = measured_peak(r)
         out.append({**r, "label": c.label(), "pred_peak": t.peak, "pred_step": t.step_s, "peak": peak, "cold": cold,
                     "peak_err": t.peak / peak - 1, "step_err": t.step_s / r["step_s"] - 1,

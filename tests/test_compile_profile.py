@@ -11,7 +11,7 @@ from fluxplan.cli.main import main
 from fluxplan.cost.profile import load_profile_file
 from fluxplan.errors import Infeasible
 from fluxplan.profiling.build import merge_blocks
-from fluxplan.profiling.run import block_tasks
+from fluxplan.profiling.run import block_tasks, compile_tasks
 
 H100 = "NVIDIA H100 80GB HBM3"
 DOUBLE_B, SINGLE_B, REST_B = 679_500_000, 283_200_000, 230_000_000
@@ -120,10 +120,13 @@ def test_a_later_folder_keeps_an_earlier_compile_it_could_not_repeat():
     assert merged["gguf-q8_0@regional"]["ok"] and merged["bf16@regional"]["compile_s"] == 20.0
 
 
-def test_the_profiler_compiles_after_every_format_s_eager_blocks_and_slow_loaders_last():
-    tasks = block_tasks(["bf16", "quanto-int4", "gguf-q2_k", "torchao-int8wo"])
-    assert tasks == ["bf16", "gguf-q2_k", "torchao-int8wo", "bf16@regional", "torchao-int8wo@regional",
-                     "gguf-q2_k@regional", "quanto-int4"]
+def test_the_profiler_measures_eager_blocks_slow_loaders_last_and_compiles_in_order():
+    formats = ["bf16", "quanto-int4", "gguf-q2_k", "torchao-int8wo", "gguf-q8_0"]
+    assert block_tasks(formats) == ["bf16", "gguf-q2_k", "torchao-int8wo", "gguf-q8_0", "quanto-int4"]
+    # compile: the formats plans use most first, torchao int8 (no compile within 150 s on an H100) after them,
+    # formats COMPILE_ORDER does not name last; none of the slow-loading ones
+    assert compile_tasks(formats) == ["bf16@regional", "gguf-q8_0@regional", "torchao-int8wo@regional",
+                                      "gguf-q2_k@regional"]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-# (transformer, T5 format, T5 placement, offload, VAE tiling, [(width, height, batch, text tokens), ...])
+# (transformer, T5 format, T5 placement, offload, VAE tiling, [(width, height, batch, text tokens), ...][, compile])
 S768, S1024x1536, S1536, S2048 = (768, 768, 1, 512), (1024, 1536, 1, 512), (1536, 1536, 1, 512), (2048, 2048, 1, 512)
 B2, T256, S1024 = (1024, 1024, 2, 512), (1024, 1024, 1, 256), (1024, 1024, 1, 512)
 CONFIGS = [
@@ -39,6 +39,10 @@ CONFIGS = [
     ("bf16", "bf16", "resident", "none", True, [S2048]),
     ("gguf-q4_0", "torchao-int8wo", "free", "group-leaf", False, [S1024, S1536]),
     ("bf16", "bf16", "offload", "sequential", False, [S768]),
+    # compiled regionally (session 6): the profile's compiled points are block-level, at 1024x1024
+    ("bf16", "bf16", "resident", "none", False, [S1024, S768, S1536], "regional"),
+    ("bnb-nf4", "bf16", "resident", "none", False, [S1024, S768], "regional"),
+    ("gguf-q8_0", "bf16", "resident", "none", False, [S1024, S768], "regional"),
 ]
 STEPS = 3
 STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's start, imports included
@@ -47,7 +51,8 @@ STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's s
 # wall clock): loads of 23 + 28 + 21 s, 10 to 15 s of stage time per build, plus each process's start and
 # imports: about 3 minutes. Model offload (config 3) adds about 10 s per shape moving the transformer in; its
 # 2048x2048 shape did not finish before that run's deadline.
-SETS = {"all": list(range(len(CONFIGS))), "scaling": [0, 1, 2], "resident": [0, 1], "offload": [2, 3, 7]}
+SETS = {"all": list(range(len(CONFIGS))), "scaling": [0, 1, 2], "resident": [0, 1], "offload": [2, 3, 7],
+        "compiled": [12, 13, 14]}
 
 
 def select(spec: str | None) -> list[int]:
@@ -80,12 +85,16 @@ def child(index: int, model: Path, out: Path, warmup: bool = True) -> None:
     from fluxplan.run.hostprobe import host
     from fluxplan.run.synth import ensure_gguf
 
-    tf, t5, placement, offload, tiling, shapes = CONFIGS[index]
+    tf, t5, placement, offload, tiling, shapes, *rest = CONFIGS[index]
+    compile_mode = rest[0] if rest else "none"
     gguf = ensure_gguf(model, "dev", tf.split("-", 1)[1].upper(), device="cuda") if tf.startswith("gguf-") else None
-    c = Candidate(tf, t5, TextEncoderPlacement(placement), Offload(offload), Compile.NONE, tiling)
+    c = Candidate(tf, t5, TextEncoderPlacement(placement), Offload(offload), Compile(compile_mode), tiling)
     base = {"transformer": tf, "text_encoder_2": t5, "text_encoder_placement": placement, "offload": offload,
-            "vae_tiling": tiling, "steps": STEPS, "config": index, "gpu": torch.cuda.get_device_name(0),
-            "torch": torch.__version__, "diffusers": diffusers.__version__, "warmup": warmup, "host": host()}
+            "vae_tiling": tiling, "compile": compile_mode, "steps": STEPS, "config": index,
+            "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "warmup": warmup, "host": host()}
+    if compile_mode != "none":
+        torch._inductor.config.force_disable_caches = True  # a user's first compile, as the profile measures it
     try:
         built = build(c, model, device="cuda")
     except Exception as e:
@@ -93,9 +102,14 @@ def child(index: int, model: Path, out: Path, warmup: bool = True) -> None:
                      "elapsed_s": time.monotonic() - STARTED})
         return
     if warmup:  # not recorded; "free" would release the text encoders, so the warm-up keeps them
+        # compiled: at the first shape, two steps, so that its first step is the cold compile (recorded)
+        w0, h0 = (shapes[0][0], shapes[0][1]) if compile_mode != "none" else (512, 512)
         try:
-            generate_images(built, "warm-up", height=512, width=512, steps=1, guidance=3.5, seed=0,
-                            placement="resident" if placement == "free" else placement, device="cuda")
+            _, wm = generate_images(built, "warm-up", height=h0, width=w0, steps=2 if compile_mode != "none" else 1,
+                                    guidance=3.5, seed=0, placement="resident" if placement == "free" else placement,
+                                    device="cuda")
+            if compile_mode != "none":
+                base["compile_s"] = wm.steps_flat[0] - wm.steps_flat[1]
         except Exception as e:
             base.update(warmup=False, warmup_error=f"{type(e).__name__}: {e}"[:200])
     for w, h, batch, tokens in shapes:

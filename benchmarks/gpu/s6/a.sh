@@ -1,5 +1,7 @@
-# session 6, call 1 (a fresh H100): the whole `fluxplan profile` as a user runs it on a fresh machine (the synthetic
-# model built inside it), timed; blocks now include each format compiled regionally as far as the deadline allows.
+# session 6, the first call on each machine (a fresh H100: h100; a fresh H200: h200): the whole `fluxplan profile`
+# as a user runs it on a fresh machine (the synthetic model built inside it), timed. On the H100 the compile tasks
+# still ran in the blocks stage, in the blocks' process (all timed out); on the H200 they ran last, each in a
+# process of its own (src/fluxplan/profiling/run.py as committed with the H200 results).
 source benchmarks/gpu/setup.sh
 mkdir -p .devcache/s6
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/gpu.txt

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import statistics
@@ -55,9 +56,9 @@ REPS, QUICK_REPS = 5, 3
 # host (the H200's NF4 at 2304 tokens, median of two: 0.157 s, where its pipeline stepped at 0.118 s on the same
 # machine), and the first call at a shape grows the allocator's pool; --quick takes one.
 STACKED_REPS, QUICK_STACKED_REPS = 3, 1
-# compiled: the default 1024x1024 first (its first call is the compile), then 512x512, where a step is bound by the
-# host launching kernels and compile's fewer, fused kernels matter most; a new shape compiles again (dynamic)
-COMPILE_POINTS = [(4096, 512, 1), (1024, 512, 1)]
+# compiled: the default 1024x1024, whose first call is the compile. A new shape compiles again (dynamic shapes),
+# about as long as the first (H100, 2026-11-22: bf16 23 s, then 17 s at 512x512), so one point per format.
+COMPILE_POINTS = [(4096, 512, 1)]
 TINY_COMPILE_POINTS = [(64, 16, 1)]
 COMPILE_MODES = ("regional",)
 
@@ -439,18 +440,22 @@ def _state(rows: list[dict]) -> tuple[set[str], str | None]:
 
 
 def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
-           deadline: float, compile_limit: float | None = None) -> Path:
+           deadline: float, compile_limit: float | None = None, append: bool = False) -> Path:
     """Measure `formats` (and `FORMAT@regional` tasks) in child processes (restarted after a crash or a task past
     its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds have passed;
-    write OUT/blocks.json."""
+    write OUT/blocks.json (`append`: beside the rows OUT/blocks.jsonl already holds). Each compile task runs in a
+    process of its own, as a user's first compile does: on an H100 bf16's took over 75 s in a process that had
+    loaded every backend before, 23 s in a fresh one."""
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "blocks.jsonl"
-    rows_path.unlink(missing_ok=True)
+    if not append:
+        rows_path.unlink(missing_ok=True)
     end = time.monotonic() + deadline
     todo = list(formats)
     while todo and time.monotonic() < end:
+        batch = todo[:1] if "@" in todo[0] else [t for t in itertools.takewhile(lambda t: "@" not in t, todo)]
         cmd = [sys.executable, "-m", "fluxplan.profiling.blocks", "--child", "--out", str(out), "--kind", kind,
-               "--device", device, "--formats", ",".join(todo)] + (["--quick"] if quick else [])
+               "--device", device, "--formats", ",".join(batch)] + (["--quick"] if quick else [])
         proc = subprocess.Popen(cmd)
         seen: dict[str, float] = {}
         why = None
@@ -473,11 +478,11 @@ def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool
             _append(rows_path, {"format": current, "ok": False, **_compile_keys(current),
                                 "error": why or f"process ended with {proc.returncode} (crash)"})
             done.add(current)
-        elif not done & set(todo):  # ended before its first format: no progress, do not start another
-            for fmt in todo:
+        elif not done & set(batch):  # ended before its first format: no progress, do not start another
+            for fmt in batch:
                 _append(rows_path, {"format": fmt, "ok": False, **_compile_keys(fmt),
                                     "error": f"process ended with {proc.returncode}"})
-            done |= set(todo)
+            done |= set(batch)
         todo = [f for f in todo if f not in done]
     for fmt in todo:
         _append(rows_path, {"format": fmt, "ok": False, **_compile_keys(fmt), "error": "skipped: past the deadline"})
@@ -521,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compile-limit", type=float, default=None,
                     help="seconds one FORMAT@regional task may take (default: --limit)")
     ap.add_argument("--deadline", type=float, default=420.0, help="seconds the whole run may take")
+    ap.add_argument("--append", action="store_true", help="keep the rows OUT/blocks.jsonl holds (a later stage)")
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
@@ -528,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
         child(formats, Path(args.out), args.kind, args.device, args.quick)
     else:
         print(parent(formats, Path(args.out), kind=args.kind, device=args.device, quick=args.quick,
-                     limit=args.limit, deadline=args.deadline, compile_limit=args.compile_limit))
+                     limit=args.limit, deadline=args.deadline, compile_limit=args.compile_limit, append=args.append))
 
 
 if __name__ == "__main__":

@@ -150,14 +150,14 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
         if not refs:
             refs.append(bp.reference(seed_profile))
         return refs[0]
-    if sweep:
-        decode = [{"height": d["height"], "width": d["width"], "batch": 1, "tiled": d["tiled"], "seconds": d["seconds"],
-                   "activation_gib": d["reserved_gib"], "kind": "measured", "source": src_sweep}
-                  for d in sweep["decode"] if "seconds" in d]
-        encode = [{"text_tokens": e["text_tokens"], "seconds": e["seconds"], "kind": "measured", "source": src_sweep}
-                  for e in sorted(sweep["encode"], key=lambda e: e["text_tokens"])]
-    else:
-        encode, decode = bp.encode_decode_from_reference(ref(), gpu)
+    decode = [{"height": d["height"], "width": d["width"], "batch": 1, "tiled": d["tiled"], "seconds": d["seconds"],
+               "activation_gib": d["reserved_gib"], "kind": "measured", "source": src_sweep}
+              for d in (sweep or {}).get("decode", []) if "seconds" in d]
+    encode = [{"text_tokens": e["text_tokens"], "seconds": e["seconds"], "kind": "measured", "source": src_sweep}
+              for e in sorted((sweep or {}).get("encode", []), key=lambda e: e["text_tokens"])]
+    if not encode or not decode:  # not measured (--quick leaves T5 out): the reference's, scaled, labelled derived
+        ref_encode, ref_decode = bp.encode_decode_from_reference(ref(), gpu)
+        encode, decode = encode or ref_encode, decode or ref_decode
     if resident:
         dec1024 = next(d for d in decode if d["height"] == 1024 and not d["tiled"])["activation_gib"]
         # what the decode phase holds beyond the weights and the VAE's own reserve: blocks the denoise loop left cached
@@ -181,7 +181,7 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
         memory["context_gib"] = {
             "value": round(sweep["context_gib"], 3), "kind": "measured",
             "source": f"{src_sweep}: NVML usage less torch's reserve after CUDA init and a cuBLAS call"}
-    if "encode_activation_gib" not in memory and sweep:
+    if "encode_activation_gib" not in memory and sweep and sweep.get("encode"):
         e512 = max(sweep["encode"], key=lambda e: e["text_tokens"])
         memory["encode_activation_gib"] = {
             "value": round(e512.get("reserved_gib", e512["activation_gib"]) * 512 / e512["text_tokens"], 3),

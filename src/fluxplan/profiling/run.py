@@ -2,14 +2,15 @@
 results folder, printing how long each stage took:
 
 1. blocks (fluxplan.profiling.blocks): one double- and one single-stream block per format; --quick: bf16 and
-   fp8 layerwise casting; otherwise every format the doctor finds usable here, then as many of them compiled
-   regionally as the stage's share of the deadline allows (COMPILE_ORDER), the slow-loading formats last;
-2. encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the CUDA context;
+   fp8 layerwise casting; otherwise every format the doctor finds usable here (the slow-loading ones last);
+2. encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the CUDA context
+   (--quick: the VAE and the context);
 3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
    full-size synthetic FLUX.1-dev, to confirm the blocks and to measure what blocks cannot show (offload
-   transfers, allocator carry-over), until the deadline;
-4. full only, if a minute and a half is left: bf16 resident with regional compile (about 40 s on an H100: load,
-   a 17 s compile, the steps), which the profile keeps as the measured compiled step.
+   transfers, allocator carry-over), until a minute before the deadline;
+4. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
+   a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows. A format not reached
+   keeps the catalog's compile figures, and its compatibility (an unverified one is not planned unless pinned).
 """
 
 from __future__ import annotations
@@ -24,17 +25,16 @@ from fluxplan.errors import NoGPU, ProfileError
 
 QUICK_FORMATS = ("bf16", "fp8-layerwise")
 CONFIRM = "bf16=none,model,group-leaf,sequential,group-block"  # pipeline rows of the full profile
-COMPILED = "bf16=none"  # compiled regionally, after them
-COMPILE_NEEDS_S = 90
 # quantized on load on the host: past a minute per block model on both GPUs measured (docs/BENCHMARKS.md
 # section 7), so measured last, where the deadline rather than the others' time pays for them
 SLOW_TO_LOAD = ("quanto-fp8", "quanto-int4")
-# Compiled at block level after every format's eager blocks, in this order as far as the deadline allows: bf16 and
-# torchao (whose compile the catalog quotes), then one format of each other backend, then the other GGUF types.
-# A format not reached keeps the catalog's compatibility (unverified ones are not planned unless pinned).
-COMPILE_ORDER = ("bf16", "torchao-int8wo", "torchao-fp8dq", "bnb-nf4", "gguf-q8_0", "fp8-layerwise", "quanto-int8",
-                 "torchao-fp8wo", "bnb-int8", "gguf-q4_k", "bnb-fp4", "gguf-q4_0")
-COMPILE_LIMIT_S = 75  # bf16's block-level compile: about 20 s expected (the pipeline's regional compile took 17 s)
+# Compiled at block level after the pipelines, in this order as far as the deadline allows (H100, 2026-11-22, a
+# fresh process each: bf16 compiled in 23 s, bnb-nf4 in 22, gguf-q8_0 in 16, torchao-int8wo not within 150 s;
+# fp8 layerwise casting fails at once under Dynamo): the formats plans use most, each backend once, then the rest.
+COMPILE_ORDER = ("bf16", "fp8-layerwise", "gguf-q8_0", "bnb-nf4", "torchao-fp8dq", "quanto-int8", "gguf-q4_k",
+                 "bnb-fp4", "torchao-fp8wo", "bnb-int8", "gguf-q4_0", "torchao-int8wo")
+COMPILE_LIMIT_S = 90  # one compile task: load, the cold compile, the timed forwards (bf16: 40 s on an H100)
+COMPILE_RESERVE_S = 60  # the pipelines stop this long before the deadline, so that bf16 at least is compiled
 
 
 def results_dir(results: Path | None) -> Path:
@@ -78,11 +78,15 @@ def usable_formats(device: str = "cuda") -> list[str]:
 
 
 def block_tasks(formats: list[str]) -> list[str]:
-    """The blocks stage's tasks in order: each format eager (the slow-loading ones held back), each format compiled
-    regionally (COMPILE_ORDER first, then the rest), then the slow-loading formats."""
-    fast = [f for f in formats if f not in SLOW_TO_LOAD]
-    order = sorted(fast, key=lambda f: COMPILE_ORDER.index(f) if f in COMPILE_ORDER else len(COMPILE_ORDER))
-    return fast + [f"{f}@regional" for f in order] + [f for f in formats if f in SLOW_TO_LOAD]
+    """The blocks stage's tasks in order: each format eager, the slow-loading ones last."""
+    return [f for f in formats if f not in SLOW_TO_LOAD] + [f for f in formats if f in SLOW_TO_LOAD]
+
+
+def compile_tasks(formats: list[str]) -> list[str]:
+    """The compile stage's tasks: each usable format compiled regionally, COMPILE_ORDER first, then the rest."""
+    order = sorted((f for f in formats if f not in SLOW_TO_LOAD),
+                   key=lambda f: COMPILE_ORDER.index(f) if f in COMPILE_ORDER else len(COMPILE_ORDER))
+    return [f"{f}@regional" for f in order]
 
 
 def _usable_in_child() -> list[str]:
@@ -118,15 +122,16 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     formats = list(QUICK_FORMATS) if quick else _usable_in_child()
     left = lambda: deadline - (time.monotonic() - started)
     # blocks get what the other stages leave them: ~20 s for encode/decode, and the pipelines' share when full
-    blocks_deadline = left() - 20 if quick else min(left() * 0.6, 360)
-    tasks = list(formats) if quick else block_tasks(formats)
-    _stage(f"blocks ({len(formats)} formats{'' if quick else ', then compiled'})",
-           [py, "-m", "fluxplan.profiling.blocks", "--out", str(out), "--formats", ",".join(tasks),
-            "--deadline", f"{blocks_deadline:.0f}", "--limit", "30" if quick else "45",
-            "--compile-limit", str(COMPILE_LIMIT_S)] + (["--quick"] if quick else []),
+    blocks_deadline = left() - 20 if quick else min(left() * 0.5, 320)
+    blocks = [py, "-m", "fluxplan.profiling.blocks", "--out", str(out)]
+    _stage(f"blocks ({len(formats)} formats)",
+           blocks + ["--formats", ",".join(block_tasks(formats)), "--deadline", f"{blocks_deadline:.0f}",
+                     "--limit", "30" if quick else "45"] + (["--quick"] if quick else []),
            started, timings)
-    _stage("T5 encode, VAE decode, context",
-           [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"]
+    # --quick leaves T5 out (building it took 15 of the 27 s this stage took on an H100): its encode, under 1 % of
+    # an image's time, comes from the previous or the bundled profile, scaled, and says so
+    _stage("VAE decode, context" if quick else "T5 encode, VAE decode, context",
+           [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "decode" if quick else "encode,decode"]
            + (["--quick"] if quick else []), started, timings)
     if not quick and left() > 120:
         from fluxplan.run.synth import ensure_synthetic
@@ -136,12 +141,12 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
         timings.append(f"synthetic FLUX.1-dev: {time.monotonic() - t:.1f} s")
         print(f"[profile] {timings[-1]}", flush=True)
         _stage("confirming pipelines", [py, "-m", "fluxplan.profiling.matrix", "--model", str(model), "--out",
-                                        str(out), "--deadline", f"{max(0.0, left() - 15):.0f}", "--only", CONFIRM],
-               started, timings)
-        if left() > COMPILE_NEEDS_S:
-            _stage("compiled pipeline", [py, "-m", "fluxplan.profiling.matrix", "--model", str(model), "--out",
-                                         str(out), "--deadline", f"{max(0.0, left() - 15):.0f}", "--only", COMPILED,
-                                         "--compile", "regional"], started, timings)
+                                        str(out), "--deadline", f"{max(0.0, left() - COMPILE_RESERVE_S):.0f}",
+                                        "--only", CONFIRM], started, timings)
+    if not quick and left() > 30:
+        _stage("compiled blocks", blocks + ["--append", "--formats", ",".join(compile_tasks(formats)),
+                                            "--deadline", f"{left() - 5:.0f}", "--limit", "45",
+                                            "--compile-limit", str(COMPILE_LIMIT_S)], started, timings)
     (out / "timings.txt").write_text("\n".join(timings) + "\n")
     if not (out / "blocks.json").is_file():
         raise ProfileError(f"the block measurements wrote nothing to {out} (see the output above)")
