@@ -116,7 +116,7 @@ def test_a_later_folder_keeps_an_earlier_compile_it_could_not_repeat():
     earlier = _doc([_eager("bf16")], [_compiled("gguf-q8_0", 33.0, 0.16)])
     later = _doc([_eager("bf16")], [_failed("gguf-q8_0", "timeout: past the 75 s limit per compile"),
                                      _compiled("bf16", 20.0, 0.12)])
-    merged = {r["format"]: r for r in merge_blocks(earlier, later)["compiled"]}
+    merged = {r["format"]: r for r in merge_blocks([earlier, later])["compiled"]}
     assert merged["gguf-q8_0@regional"]["ok"] and merged["bf16@regional"]["compile_s"] == 20.0
 
 

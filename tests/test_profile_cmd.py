@@ -65,9 +65,25 @@ def test_a_format_that_failed_later_keeps_its_earlier_blocks():
     later = {"gpu": "G", "date": "2", "formats": [{"format": "a", "ok": True, "n": 2},
                                                    {"format": "b", "ok": False, "error": "timeout"},
                                                    {"format": "c", "ok": False, "error": "y"}]}
-    merged = merge_blocks(earlier, later)
+    merged = merge_blocks([earlier, later])
     rows = {r["format"]: r for r in merged["formats"]}
     assert merged["date"] == "2" and rows["a"]["n"] == 2 and rows["b"]["n"] == 1 and rows["c"]["error"] == "y"
+
+
+def test_blocks_measured_in_several_folders_are_their_median_point_by_point():
+    from fluxplan.profiling.build import merge_blocks
+
+    def doc(stacked, date, fmt_ok=True):
+        points = [{"image_tokens": 1024, "text_tokens": 512, "batch": 1, "stacked_s": stacked, "double_s": stacked / 60,
+                   "reserved_gib": 0.3}]
+        if stacked > 0.2:  # only the slowest folder measured a second point
+            points.append({"image_tokens": 4096, "text_tokens": 512, "batch": 1, "stacked_s": 0.5, "reserved_gib": 1.0})
+        return {"gpu": "G", "date": date, "formats": [{"format": "bf16", "ok": fmt_ok, "points": points}]}
+    merged = merge_blocks([doc(0.06, "1"), doc(0.3, "2"), doc(0.07, "3")])
+    row = merged["formats"][0]
+    assert merged["date"] == "3" and row["runs"] == 3
+    assert row["points"][0]["stacked_s"] == 0.07 and row["points"][0]["double_s"] == pytest.approx(0.07 / 60)
+    assert len(row["points"]) == 1  # the latest folder's points; what only another measured is not made up
 
 
 def test_several_folders_make_one_profile_with_repeated_runs_as_their_median(tmp_path, capsys):
@@ -160,30 +176,48 @@ def test_compiled_rows_are_compile_points_and_leave_the_eager_ones_alone(tmp_pat
     assert points["bf16", "none"]["seconds"] == eager["step_s"]
 
 
-@pytest.mark.parametrize("spare,compiled", [(1000.0, True), (0.0, False)])
-def test_a_full_profile_measures_a_compiled_pipeline_when_time_is_left(tmp_path, monkeypatch, spare, compiled):
-    """After the confirming pipelines, the full profile compiles bf16 regionally (the compile choice of issue 4's
-    matrix), when a minute and a half of its deadline is left; stages run as their own processes (stubbed here)."""
+def _stub_stages(tmp_path, monkeypatch, formats, spare):
     torch = pytest.importorskip("torch")
     from fluxplan.profiling import run as prun
     from fluxplan.run import synth
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(prun, "_usable_in_child", lambda: ["bf16"])
+    monkeypatch.setattr(prun, "_usable_in_child", lambda: formats)
     monkeypatch.setattr(synth, "ensure_synthetic", lambda *a, **k: tmp_path / "dev-s0")
     stages = []
 
     def stage(name, cmd, started, timings):
-        stages.append((name, cmd))
+        stages.append((name, cmd, prun.time.monotonic() - started))
         if name.startswith("confirming"):  # the confirming pipelines use all but `spare` of the deadline
             monkeypatch.setattr(prun.time, "monotonic", lambda: started + 500.0 - spare)
         if name.startswith("blocks"):
             (tmp_path / "r" / "blocks.json").write_text("{}")
 
     monkeypatch.setattr(prun, "_stage", stage)
+    return prun, stages
+
+
+@pytest.mark.parametrize("spare,compiled", [(200.0, True), (0.0, False)])
+def test_a_full_profile_compiles_formats_with_the_time_the_pipelines_leave(tmp_path, monkeypatch, spare, compiled):
+    """After the confirming pipelines (which stop COMPILE_RESERVE_S before the deadline), the full profile compiles
+    formats regionally at block level, each in a process of its own, into the same results; stages run as their
+    own processes (stubbed here)."""
+    prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16", "gguf-q8_0", "quanto-int4"], spare)
     prun.measure(tmp_path / "r", quick=False, deadline=500.0)
-    names = [n for n, _ in stages]
-    assert ("compiled pipeline" in names) is compiled
+    by_name = {n: (cmd, at) for n, cmd, at in stages}
+    cmd, at = by_name["confirming pipelines"]
+    assert float(cmd[cmd.index("--deadline") + 1]) == pytest.approx(500.0 - at - prun.COMPILE_RESERVE_S, abs=1)
+    assert ("compiled blocks" in by_name) is compiled
     if compiled:
-        cmd = dict(stages)["compiled pipeline"]
-        assert cmd[cmd.index("--compile") + 1] == "regional" and cmd[cmd.index("--only") + 1] == "bf16=none"
+        cmd, _ = by_name["compiled blocks"]
+        assert "--append" in cmd  # beside the eager blocks, not in place of them
+        assert cmd[cmd.index("--formats") + 1] == "bf16@regional,gguf-q8_0@regional"
+        assert float(cmd[cmd.index("--deadline") + 1]) == pytest.approx(spare - 5, abs=1)
+
+
+def test_a_quick_profile_measures_blocks_alone(tmp_path, monkeypatch):
+    prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16"], 0.0)
+    prun.measure(tmp_path / "r", quick=True, deadline=55.0)
+    assert [n for n, _, _ in stages] == ["blocks (2 formats)"]
+    cmd = stages[0][1]
+    assert cmd[cmd.index("--formats") + 1] == "bf16,fp8-layerwise" and "--quick" in cmd

@@ -372,13 +372,31 @@ def environment() -> dict[str, Any]:
             "versions": {k.replace("optimum.quanto", "optimum-quanto"): v for k, v in versions.items() if v}}
 
 
+def cuda_context_gib() -> float:
+    """The CUDA context's memory: NVML's used memory after CUDA and cuBLAS start, less it before and less what
+    torch reserved (as fluxplan.profiling.sweep measures it). Call before anything else in the process uses CUDA."""
+    import pynvml
+    import torch
+
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    before = pynvml.nvmlDeviceGetMemoryInfo(handle).used
+    torch.cuda.init()
+    torch.matmul(torch.randn(64, 64, device="cuda"), torch.randn(64, 64, device="cuda"))  # the cuBLAS handle
+    torch.cuda.synchronize()
+    used = pynvml.nvmlDeviceGetMemoryInfo(handle).used
+    return (used - before - torch.cuda.memory_reserved()) / GIB
+
+
 def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) -> None:
     from fluxplan.run.synth import ensure_block_model
 
     rows = out / "blocks.jsonl"
+    context = cuda_context_gib() if device.startswith("cuda") else None
     t = time.perf_counter()
     model_dir = ensure_block_model(kind, device=device)  # type: ignore[arg-type]
-    _append(rows, {"env": environment(), "model": str(model_dir), "model_s": time.perf_counter() - t})
+    env = environment() | ({"context_gib": context} if context is not None else {})
+    _append(rows, {"env": env, "model": str(model_dir), "model_s": time.perf_counter() - t})
     stacked_reps = QUICK_STACKED_REPS if quick else STACKED_REPS
     for task in formats:
         _append(rows, {"format": task, "begin": True})

@@ -5,8 +5,8 @@
 A results folder holds any of: blocks.json (block-level measurements per format), sweep.json (T5 encode, VAE
 decode, the CUDA context; bf16 forward points of a full-size transformer in older folders) and matrix.jsonl
 (whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl. Several folders
-of one GPU make one profile: each format's blocks and each part of the sweep from the last folder that measured
-them, the pipeline rows of all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
+of one GPU make one profile: each format's blocks (and each compile task) the median of the folders that measured
+it, each part of the sweep from the last folder that measured it, the pipeline rows of all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
 of those runs (offload steps of one configuration spread by up to 1.85x between runs: docs/ACCURACY.md).
 Folders of different GPUs are refused.
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
@@ -63,23 +63,48 @@ def combine(rows: list[dict]) -> list[dict]:
     return out
 
 
-def merge_blocks(earlier: dict, later: dict) -> dict:
-    """Two blocks.json of one GPU as one: the later's environment, and per format (and per compile task) the
-    later's row unless only the earlier measured it (a format that failed or ran out of time later keeps its
-    earlier measurement)."""
+POINT_KEYS = ("image_tokens", "text_tokens", "batch")
+
+
+def _median_row(rows: list[dict]) -> dict:
+    """Several successful rows of one format (or compile task) as one: the latest row, with each timed figure of
+    each point (and the compile time) the median of the rows that measured that point."""
+    out = dict(rows[-1])
+    if len(rows) == 1:
+        return out
+    if all(isinstance(r.get("compile_s"), (int, float)) for r in rows):
+        out["compile_s"] = statistics.median(r["compile_s"] for r in rows)
+    points = []
+    for p in out.get("points", []):
+        at = tuple(p[k] for k in POINT_KEYS)
+        same = [q for r in rows for q in r.get("points", []) if tuple(q[k] for k in POINT_KEYS) == at]
+        merged = dict(p)
+        for k, v in p.items():
+            if k.endswith("_s") and all(isinstance(q.get(k), (int, float)) for q in same):
+                merged[k] = statistics.median(q[k] for q in same)
+        points.append(merged)
+    return {**out, "points": points, "runs": len(rows)}
+
+
+def merge_blocks(docs: list[dict]) -> dict:
+    """blocks.json of several folders of one GPU as one: the last one's environment; per format (and per compile
+    task) the median of the folders where it ran (hosts of one GPU kind differ: a 512x512 bf16 step took 0.061 s on
+    one H100 machine and 0.070 on another), or the last failure where it never did."""
     merged = {}
     for part in ("formats", "compiled"):
-        rows = {r["format"]: r for r in earlier.get(part, [])}
-        for r in later.get(part, []):
-            if r.get("ok") or not rows.get(r["format"], {}).get("ok"):
-                rows[r["format"]] = r
-        merged[part] = list(rows.values())
-    return {**later, **merged}
+        ok: dict[str, list[dict]] = {}
+        failed: dict[str, dict] = {}
+        for doc in docs:
+            for r in doc.get(part, []):
+                (ok.setdefault(r["format"], []).append(r) if r.get("ok") else failed.__setitem__(r["format"], r))
+        names = list(dict.fromkeys(r["format"] for doc in docs for r in doc.get(part, [])))
+        merged[part] = [_median_row(ok[n]) if n in ok else failed[n] for n in names]
+    return {**docs[-1], **merged}
 
 
 def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     sweep: dict | None = None
-    blocks = None
+    block_docs: list[dict] = []
     rows: list[dict] = []
     gpus: dict[str, str] = {}  # GPU name -> the folder that says so
     for results in folders:
@@ -90,13 +115,14 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
             gpus.setdefault(later.get("gpu"), results.as_posix())
         if (results / "blocks.json").is_file():
             later = bp.load_blocks(results / "blocks.json")
-            blocks = later if blocks is None else merge_blocks(blocks, later)
+            block_docs.append(later)
             gpus.setdefault(later.get("gpu"), results.as_posix())
         matrix = results / "matrix.jsonl"
         if matrix.is_file():  # the profile's pipeline points are 1024x1024 (rows of other sides are not used)
             rows += [r for r in (json.loads(x) for x in matrix.read_text().splitlines() if x.strip())
                      if (r.get("width", 1024), r.get("height", 1024)) == (1024, 1024)]
     gpus.pop(None, None)
+    blocks = merge_blocks(block_docs) if block_docs else None
     if len(gpus) > 1:
         raise ValueError("the folders measured different GPUs: " + "; ".join(f"{f}: {g}" for g, f in gpus.items()))
     return sweep, blocks, combine(rows)
@@ -181,6 +207,11 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
         memory["context_gib"] = {
             "value": round(sweep["context_gib"], 3), "kind": "measured",
             "source": f"{src_sweep}: NVML usage less torch's reserve after CUDA init and a cuBLAS call"}
+    elif blocks and blocks.get("context_gib") is not None:
+        memory["context_gib"] = {
+            "value": round(blocks["context_gib"], 3), "kind": "measured",
+            "source": f"{bp.where(blocks)}; fluxplan.profiling.blocks: NVML usage less torch's reserve after CUDA "
+                      "init and a cuBLAS call"}
     if "encode_activation_gib" not in memory and sweep and sweep.get("encode"):
         e512 = max(sweep["encode"], key=lambda e: e["text_tokens"])
         memory["encode_activation_gib"] = {

@@ -3,8 +3,8 @@ results folder, printing how long each stage took:
 
 1. blocks (fluxplan.profiling.blocks): one double- and one single-stream block per format; --quick: bf16 and
    fp8 layerwise casting; otherwise every format the doctor finds usable here (the slow-loading ones last);
-2. encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the CUDA context
-   (--quick: the VAE and the context);
+2. full only: encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the
+   CUDA context (--quick takes the context from the blocks' process, encode and decode from the reference);
 3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
    full-size synthetic FLUX.1-dev, to confirm the blocks and to measure what blocks cannot show (offload
    transfers, allocator carry-over), until a minute before the deadline;
@@ -121,18 +121,19 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     timings: list[str] = []
     formats = list(QUICK_FORMATS) if quick else _usable_in_child()
     left = lambda: deadline - (time.monotonic() - started)
-    # blocks get what the other stages leave them: ~20 s for encode/decode, and the pipelines' share when full
-    blocks_deadline = left() - 20 if quick else min(left() * 0.5, 320)
+    # blocks get what the other stages leave them: with --quick all of it, else the pipelines' share is kept
+    blocks_deadline = left() - 5 if quick else min(left() * 0.5, 320)
     blocks = [py, "-m", "fluxplan.profiling.blocks", "--out", str(out)]
     _stage(f"blocks ({len(formats)} formats)",
            blocks + ["--formats", ",".join(block_tasks(formats)), "--deadline", f"{blocks_deadline:.0f}",
                      "--limit", "30" if quick else "45"] + (["--quick"] if quick else []),
            started, timings)
-    # --quick leaves T5 out (building it took 15 of the 27 s this stage took on an H100): its encode, under 1 % of
-    # an image's time, comes from the previous or the bundled profile, scaled, and says so
-    _stage("VAE decode, context" if quick else "T5 encode, VAE decode, context",
-           [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "decode" if quick else "encode,decode"]
-           + (["--quick"] if quick else []), started, timings)
+    # --quick calibrates from blocks alone (the blocks' process measures the CUDA context as it starts): this stage
+    # took 25-27 s of a quick run on an H100 and an H200, most of it a second process starting CUDA and building
+    # the VAE and T5; encode and decode come from the previous or the bundled profile, scaled, and say so
+    if not quick:
+        _stage("T5 encode, VAE decode, context",
+               [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"], started, timings)
     if not quick and left() > 120:
         from fluxplan.run.synth import ensure_synthetic
 
