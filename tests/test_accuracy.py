@@ -31,17 +31,19 @@ SCALED = [p for p in PAIRS if p[3]]
 HOST_BOUND_SEQUENTIAL = "sequential offload's step is host-bound: 3.7-5.5 s for the same run at 1024x1024 on three H100s"
 NF4_SMALL = "NF4 at small sizes is host-bound: 0.109-0.143 s at 768x768 on three H200s"
 GROUP_LEAF = "group-leaf offload's step follows host-to-GPU transfers: 0.52-0.96 s for the same run on the H200"
-SEQUENTIAL_PEAK = "sequential offload at 768x768: 2.06 GiB over-predicted by 0.16 GiB (the safe side)"
+COMPILED_SMALL = ("a compiled step at 768x768 takes compile's factor at the nearest measured size (512x512 or "
+                  "1024x1024); compile's gain changes with the size (bf16 on an H100: x0.62 at 512, x0.75 at 1024)")
 KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, height, batch): cause}
     ("h100-2026-11-22", H100, "step"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): HOST_BOUND_SEQUENTIAL},
-    ("h100-2026-11-22", H100, "peak"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): SEQUENTIAL_PEAK},
     ("h200-2026-11-22", "NVIDIA H200", "step"): {("bnb-nf4 + T5 bf16", 768, 768, 1): NF4_SMALL,
                                                   ("bnb-nf4 + T5 bf16", 1024, 1536, 1): NF4_SMALL},
     ("h200-2026-11-22-s5", "NVIDIA H200", "step"): {
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
     ("h200-2026-11-22-s5", H100, "latency"): {
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
-    ("h200-2026-11-22-s5", H100, "peak"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): SEQUENTIAL_PEAK},
+    ("h100-2026-11-22-s6", H100, "step"): {("bf16 + T5 bf16 + compile regional", 768, 768, 1): COMPILED_SMALL,
+                                            ("bnb-nf4 + T5 bf16 + compile regional", 768, 768, 1): COMPILED_SMALL},
+    ("h200-2026-11-22-s6", "NVIDIA H200", "step"): {("bf16 + T5 bf16 + compile regional", 768, 768, 1): COMPILED_SMALL},
 }
 
 
@@ -67,7 +69,7 @@ def _rows(request, scaled: bool):
     folder, profile, gpu, _ = request.param
     rows = Rows(accuracy.compare(folder, [PROFILES[profile]], gpu))
     rows.folder, rows.profile_gpu = folder.name, PROFILES[profile].gpu
-    assert len(rows) >= (5 if scaled else 10), "a validation run with too few successful rows"
+    assert len(rows) >= (5 if scaled else 7), "a validation run with too few successful rows"
     assert all(r["scaled"] == scaled for r in rows)
     return rows
 

@@ -70,7 +70,7 @@ def test_a_profile_carries_each_measured_compile_and_not_the_ones_never_reached(
     assert set(got) == {"bf16", "gguf-q8_0", "fp8-layerwise", "torchao-int8wo"}  # bnb-nf4 was never reached
     assert (got["bf16"].status, got["bf16"].seconds) == ("ok", 21.0)
     assert got["fp8-layerwise"].status == "fails" and "Parameter" in got["fp8-layerwise"].error
-    assert got["torchao-int8wo"].status == "timeout"
+    assert got["torchao-int8wo"].status == "timeout" and got["torchao-int8wo"].seconds == 75.0  # at least
     compiled = {(p.format, p.image_tokens): p for p in profile.forward if p.compile == "regional"}
     assert compiled[("gguf-q8_0", 4096)].seconds == 0.16 and compiled[("gguf-q8_0", 4096)].activation_gib == 0.8
     assert compiled[("bf16", 1024)].kind == "measured"
@@ -110,6 +110,10 @@ def test_a_compile_that_timed_out_leaves_the_catalog_in_charge(profile):
     # torchao int8 weight-only: the catalog's regional status is unverified, so an unpinned plan does not take it
     p = fluxplan.plan(H100, transformer="torchao-int8wo", offload="none", images=50, profiles=[profile])
     assert p.choice.compile.value != "regional"
+    # pinned, its compile costs at least the limit it did not finish within (the catalog has no regional figure)
+    pinned = fluxplan.plan(H100, transformer="torchao-int8wo", offload="none", compile="regional", profiles=[profile])
+    eager = fluxplan.plan(H100, transformer="torchao-int8wo", offload="none", compile="none", profiles=[profile])
+    assert pinned.estimate.latency.one_off_s - eager.estimate.latency.one_off_s >= 75.0
 
 
 def test_a_later_folder_keeps_an_earlier_compile_it_could_not_repeat():

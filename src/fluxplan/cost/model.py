@@ -363,6 +363,8 @@ class CostModel:
         elif comp is not Compile.NONE:
             times = tf.compile_s or self.catalog.formats["bf16"].compile_s
             compile_s = getattr(times, comp.value) or getattr(self.catalog.formats["bf16"].compile_s, comp.value)
+            if measured is not None and measured.status == "timeout":  # did not finish within this many seconds
+                compile_s = max(compile_s, measured.seconds or 0.0)
         return read / self.host.disk_gbs + quant + compile_s
 
     def calibrate(self, observations, predict) -> None:

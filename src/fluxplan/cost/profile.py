@@ -85,7 +85,8 @@ class CompileMeasure(_Point):
     format: str
     mode: Literal["regional", "full"]
     status: Literal["ok", "fails", "timeout"]
-    seconds: float | None = Field(default=None, ge=0, description="first call less a steady one, where ok")
+    seconds: float | None = Field(default=None, ge=0, description="first call less a steady one, where ok; the "
+                                  "limit it did not finish within, where timeout (a lower bound)")
     error: str = ""
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 GIB = 1024**3
@@ -103,9 +104,11 @@ def compiled_points(doc: dict) -> tuple[list[dict], list[dict]]:
                   f"in {fmt}, compiled {mode} as run.placement compiles a pipeline; fluxplan.profiling.blocks")
         error = row.get("error", "")
         if not row.get("ok"):
-            if error.startswith("skipped"):
-                continue
-            measures.append({"format": fmt, "mode": mode, "status": "timeout" if error.startswith("timeout") else "fails",
+            limit = re.search(r"past the (\d+) s limit", error)
+            if error.startswith("skipped") or (error.startswith("timeout") and not limit):
+                continue  # not reached, or stopped by the run's deadline: not measured
+            measures.append({"format": fmt, "mode": mode, "status": "timeout" if limit else "fails",
+                             "seconds": float(limit.group(1)) if limit else None,
                              "error": error, "kind": "measured", "source": source})
             continue
         if row.get("stacked") != {"double": nd, "single": ns}:
@@ -190,7 +193,7 @@ def memory_from_reference(ref: dict, name: str) -> dict:
 
 def load_blocks(path: Path) -> dict:
     doc = json.loads(path.read_text())
-    if not any(r.get("ok") for r in doc.get("formats", [])):
+    if not any(r.get("ok") for r in doc.get("formats", [])) and not doc.get("compiled"):  # compile-only folders count
         errors = "; ".join(f"{f}: {e}" for f, e in failed(doc).items())[:300]
         raise ValueError(f"blocks.json measured no format ({errors or 'none tried'})")
     return doc
