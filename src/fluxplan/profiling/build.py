@@ -247,9 +247,14 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
                      f"{n_compiled} compiled configurations")
     compiled = blocks.get("compiled", [])
     if compiled:
-        status = [r.get("ok") and "ok" or ("timeout" if "s limit" in r.get("error", "") else
-                                           "skipped" if r.get("error", "").startswith(("skipped", "timeout")) else "fails")
-                  for r in compiled]
+        def outcome(r: dict) -> str:
+            error = r.get("error", "")
+            if r.get("ok"):
+                return "ok"
+            if "s limit" in error:
+                return "timeout"
+            return "skipped" if error.startswith(("skipped", "timeout")) else "fails"
+        status = [outcome(r) for r in compiled]
         parts.append(f"{status.count('ok')} formats compiled regionally at block level (cold compile and compiled step; "
                      f"{status.count('fails')} failed to compile, {status.count('timeout')} not within the time limit)")
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
