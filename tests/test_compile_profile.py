@@ -87,6 +87,19 @@ def test_the_planner_steps_and_compiles_as_measured(profile):
     assert src.kind == "measured" and "cold compile 21.0 s" in src.source
 
 
+def test_a_compiled_step_between_two_measured_sizes_is_interpolated_in_log_tokens(profile):
+    import math
+
+    fit = profile.fits.forward_bf16.seconds
+    # bf16 compiled at 1024+512 tokens (0.13 / 3 s) and 4096+512 (0.13 s); 768x768 is 2304+512 tokens
+    lo, hi = (0.13 / 3) / fit(1536), 0.13 / fit(4608)
+    t = math.log(2816 / 1536) / math.log(4608 / 1536)
+    p = fluxplan.plan(H100, transformer="bf16", compile="regional", offload="none", resolution="768x768",
+                      text_tokens=512, profiles=[profile])
+    assert p.estimate.latency.denoise_step_s == pytest.approx(fit(2816) * (lo * (1 - t) + hi * t))
+    assert "interpolated between 1536 and 4608 tokens" in p.estimate.sources["denoise_step"].source
+
+
 def test_a_compile_measured_ok_is_planned_where_the_catalog_had_it_unverified(profile):
     from fluxplan.catalog.formats import load_catalog
 

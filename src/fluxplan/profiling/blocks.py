@@ -388,7 +388,8 @@ def cuda_context_gib() -> float:
     return (used - before - torch.cuda.memory_reserved()) / GIB
 
 
-def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) -> None:
+def child(formats: list[str], out: Path, kind: str, device: str, quick: bool,
+          compile_points: list[tuple[int, int, int]] | None = None) -> None:
     from fluxplan.run.synth import ensure_block_model
 
     rows = out / "blocks.jsonl"
@@ -409,7 +410,7 @@ def child(formats: list[str], out: Path, kind: str, device: str, quick: bool) ->
                                      reps=QUICK_REPS if quick else REPS, stacked_reps=stacked_reps)
             else:
                 row = measure_compiled(fmt, mode, model_dir, kind, device=device, stacked_reps=stacked_reps,
-                                       points=TINY_COMPILE_POINTS if kind == "tiny" else COMPILE_POINTS)
+                                       points=compile_points or (TINY_COMPILE_POINTS if kind == "tiny" else COMPILE_POINTS))
         except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
             text = str(e).strip()
             row = {"format": task, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
@@ -458,7 +459,8 @@ def _state(rows: list[dict]) -> tuple[set[str], str | None]:
 
 
 def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
-           deadline: float, compile_limit: float | None = None, append: bool = False) -> Path:
+           deadline: float, compile_limit: float | None = None, append: bool = False,
+           compile_tokens: list[int] | None = None) -> Path:
     """Measure `formats` (and `FORMAT@regional` tasks) in child processes (restarted after a crash or a task past
     its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds have passed;
     write OUT/blocks.json (`append`: beside the rows OUT/blocks.jsonl already holds). Each compile task runs in a
@@ -473,7 +475,8 @@ def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool
     while todo and time.monotonic() < end:
         batch = todo[:1] if "@" in todo[0] else [t for t in itertools.takewhile(lambda t: "@" not in t, todo)]
         cmd = [sys.executable, "-m", "fluxplan.profiling.blocks", "--child", "--out", str(out), "--kind", kind,
-               "--device", device, "--formats", ",".join(batch)] + (["--quick"] if quick else [])
+               "--device", device, "--formats", ",".join(batch)] + (["--quick"] if quick else []) + (
+            ["--compile-tokens", ",".join(map(str, compile_tokens))] if compile_tokens else [])
         proc = subprocess.Popen(cmd)
         seen: dict[str, float] = {}
         why = None
@@ -545,14 +548,20 @@ def main(argv: list[str] | None = None) -> None:
                     help="seconds one FORMAT@regional task may take (default: --limit)")
     ap.add_argument("--deadline", type=float, default=420.0, help="seconds the whole run may take")
     ap.add_argument("--append", action="store_true", help="keep the rows OUT/blocks.jsonl holds (a later stage)")
+    ap.add_argument("--compile-tokens", default=None,
+                    help="image tokens of the compiled points, 512 text tokens, batch 1 (default: 4096; each further "
+                         "size compiles again)")
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
+    tokens = [int(t) for t in args.compile_tokens.split(",")] if args.compile_tokens else None
     if args.child:
-        child(formats, Path(args.out), args.kind, args.device, args.quick)
+        child(formats, Path(args.out), args.kind, args.device, args.quick,
+              [(t, 512, 1) for t in tokens] if tokens else None)
     else:
         print(parent(formats, Path(args.out), kind=args.kind, device=args.device, quick=args.quick,
-                     limit=args.limit, deadline=args.deadline, compile_limit=args.compile_limit, append=args.append))
+                     limit=args.limit, deadline=args.deadline, compile_limit=args.compile_limit, append=args.append,
+                     compile_tokens=tokens))
 
 
 if __name__ == "__main__":
