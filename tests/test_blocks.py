@@ -115,6 +115,20 @@ def test_a_blocks_only_folder_makes_a_profile_the_planner_uses(tmp_path, capsys)
     assert p.estimate.memory.weights_gib.transformer == pytest.approx((REST_B + 19 * DOUBLE_B + 38 * SINGLE_B) / GIB)
 
 
+def test_a_quick_folder_takes_the_cuda_context_from_the_blocks_process(tmp_path, capsys):
+    """`fluxplan profile --quick` runs blocks alone: the context the blocks' process measured is the profile's,
+    measured; encode and decode come from the reference, derived."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "blocks.json").write_text(json.dumps({**_blocks_doc([_row()]), "context_gib": 0.581}))
+    out = tmp_path / "p.json"
+    assert main(["profile", "--from-results", str(results), "--out", str(out)]) == 0
+    prof = load_profile_file(out)
+    assert prof.memory.context_gib.value == 0.581 and prof.memory.context_gib.kind == "measured"
+    assert "fluxplan.profiling.blocks" in prof.memory.context_gib.source
+    assert all(e.kind == "derived" for e in prof.encode) and all(d.kind == "derived" for d in prof.decode)
+
+
 def test_pipeline_points_win_over_block_points_of_the_same_shape(tmp_path, capsys):
     results = _folder(tmp_path, [_row(), _row("fp8-layerwise", scale=0.8)], with_legacy=True)
     out = tmp_path / "p.json"

@@ -136,7 +136,16 @@ def _negative_step(rows):
     return rows
 
 
+def _peak_below_weights(rows):
+    for r in rows:
+        if r["format"] == "bnb-nf4" and r["offload"] == "none":
+            r["peak_reserved_gib"] = 3.0
+            r["phase_peak_reserved_gib"] = {k: 3.0 for k in r["phase_peak_reserved_gib"]}
+    return rows
+
+
 @pytest.mark.parametrize("mutate,needle", [
+    (_edit_matrix(_peak_below_weights), "below its transformer's weights"),
     (lambda d: [(d / n).unlink() for n in ("sweep.json", "blocks.json")], "no blocks.json, and no sweep.json"),
     (_edit_matrix(lambda rows: [r for r in rows if r["format"] != "bf16"]), "cannot make a profile"),
     (_edit_matrix(_negative_step), "seconds"),

@@ -146,6 +146,7 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
                 "activation_gib": p["reserved_gib"], "kind": "measured", "source": src_sweep}
                for p in sweep_fwd]
     resident = {r["format"]: r for r in ok if r["offload"] == "none"}
+    check_peaks(resident.values(), block_points)
     memory: dict[str, dict] = {}
     if resident:
         bf16 = resident["bf16"]
@@ -224,6 +225,18 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
             "forward": forward, "encode": encode, "decode": decode, "offload": offload,
             "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")},
             "compile": compile_measures}
+
+
+def check_peaks(rows, block_points: list[dict]) -> None:
+    """Refuse a resident pipeline run whose peak is below its transformer's weights as the blocks measured them
+    (the run must have held them all): an impossible measurement, not a cheap configuration."""
+    weights = {p["format"]: p["weights_gib"] for p in block_points if p.get("weights_gib")}
+    for r in rows:
+        peak = max(r.get("peak_reserved_gib") or 0.0, *(r.get("phase_peak_reserved_gib") or {}).values())
+        need = weights.get(r["format"])
+        if need is not None and peak < need:
+            raise ValueError(f"pipeline run {r['format']} (resident): its peak {peak:.2f} GiB is below its "
+                             f"transformer's weights ({need:.2f} GiB, measured by the blocks)")
 
 
 def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:
