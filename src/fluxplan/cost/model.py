@@ -143,7 +143,6 @@ class CostModel:
         """Forward time relative to bf16 eager, and where that factor comes from."""
         point = self._point(fmt.key, comp.value)
         if point is not None:
-            factor = self._factor(point)
             if comp is not Compile.NONE:  # compile's gain changes with the size: between two measured sizes,
                 # interpolated in log tokens (bf16 on an H100: x0.62 of eager at 512x512, x0.75 at 1024x1024)
                 pts = sorted((p for p in _forward_index(self.profile)[(fmt.key, comp.value)] if p.batch == point.batch),
@@ -154,10 +153,9 @@ class CostModel:
                         t = math.log(self.tokens / a) / math.log(b / a)
                         return (self._factor(lo) * (1 - t) + self._factor(hi) * t,
                                 f"{point.kind}: {point.source}; interpolated between {a} and {b} tokens")
-            return factor, f"{point.kind}: {point.source}"
+            return self._factor(point), f"{point.kind}: {point.source}"
         eager = self._point(fmt.key, "none")
-        eager_f = (eager.seconds / (self.profile.fits.forward_bf16.seconds(eager.image_tokens + eager.text_tokens)
-                                    * eager.batch)) if eager else fmt.speed.eager
+        eager_f = self._factor(eager) if eager else fmt.speed.eager
         src = f"{eager.kind}: {eager.source}" if eager else fmt.speed.source
         if comp is Compile.NONE:
             return eager_f, src
@@ -167,8 +165,7 @@ class CostModel:
         if comp is Compile.REGIONAL:
             reg = self._point("bf16", "regional")
             if reg is not None and bf16.compiled:
-                bf16_reg = reg.seconds / self.profile.fits.forward_bf16.seconds(reg.image_tokens + reg.text_tokens)
-                return full * bf16_reg / bf16.compiled, f"derived: full-compile factor x bf16 regional/full ({src})"
+                return full * self._factor(reg) / bf16.compiled, f"derived: full-compile factor x bf16 regional/full ({src})"
         return full, src
 
     def _factor(self, point) -> float:

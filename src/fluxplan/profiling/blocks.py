@@ -374,7 +374,8 @@ def environment() -> dict[str, Any]:
 
 def cuda_context_gib() -> float:
     """The CUDA context's memory: NVML's used memory after CUDA and cuBLAS start, less it before and less what
-    torch reserved (as fluxplan.profiling.sweep measures it). Call before anything else in the process uses CUDA."""
+    torch reserved (the blocks' and the sweep's process both measure it so). Call before anything else in the
+    process uses CUDA."""
     import pynvml
     import torch
 

@@ -19,7 +19,7 @@ Memory figures are the NVML view: what the caching allocator reserves (plus the 
 - offload points: per format and mode, from the matrix: the time a step (or an image, for model offload) took
   beyond the resident run of the same format.
 - compile points: blocks.json's compile tasks (each format compiled regionally at block level: whether it
-  compiles, the cold compile's seconds, the compiled step at two token counts and its reserve: `compile` and
+  compiles, the cold compile's seconds, the compiled step at each measured size and its reserve: `compile` and
   forward points with compile "regional"); matrix rows run with `--compile` and no offload, whose steady step wins
   at 1024x1024 (the seed's regional point, ANCHORS section 6, stays only where no regional bf16 was measured).
 What was not measured (offload modes without a pipeline row, the decode carry-over without any; encode and
@@ -96,7 +96,10 @@ def merge_blocks(docs: list[dict]) -> dict:
         failed: dict[str, dict] = {}
         for doc in docs:
             for r in doc.get(part, []):
-                (ok.setdefault(r["format"], []).append(r) if r.get("ok") else failed.__setitem__(r["format"], r))
+                if r.get("ok"):
+                    ok.setdefault(r["format"], []).append(r)
+                else:
+                    failed[r["format"]] = r
         names = list(dict.fromkeys(r["format"] for doc in docs for r in doc.get(part, [])))
         merged[part] = [_median_row(ok[n]) if n in ok else failed[n] for n in names]
     return {**docs[-1], **merged}
@@ -221,7 +224,8 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
     for name in ("context_gib", "decode_carry_factor", "encode_activation_gib"):
         if name not in memory:
             memory[name] = bp.memory_from_reference(ref(), name)
-    return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, refs[0] if refs else {}),
+    return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, refs[0] if refs else {},
+                                                           compile_measures),
             "forward": forward, "encode": encode, "decode": decode, "offload": offload,
             "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")},
             "compile": compile_measures}
@@ -239,7 +243,8 @@ def check_peaks(rows, block_points: list[dict]) -> None:
                              f"transformer's weights ({need:.2f} GiB, measured by the blocks)")
 
 
-def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict) -> dict:
+def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict,
+                compile_measures: list[dict]) -> dict:
     command = "fluxplan profile " + " ".join(f"--from-results {f.as_posix()}" for f in folders)
     if blocks is None:
         return {"summary": ("Measured with full-size synthetic FLUX.1-dev (random weights) by "
@@ -258,16 +263,8 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
         runs = sum(r.get("runs", 1) for r in rows if r.get("ok"))
         parts.append(f"{runs} pipeline runs (fluxplan.profiling.matrix; repeated configurations as their median), "
                      f"{n_compiled} compiled configurations")
-    compiled = blocks.get("compiled", [])
-    if compiled:
-        def outcome(r: dict) -> str:
-            error = r.get("error", "")
-            if r.get("ok"):
-                return "ok"
-            if "s limit" in error:
-                return "timeout"
-            return "skipped" if error.startswith(("skipped", "timeout")) else "fails"
-        status = [outcome(r) for r in compiled]
+    if compile_measures:
+        status = [m["status"] for m in compile_measures]
         parts.append(f"{status.count('ok')} formats compiled regionally at block level (cold compile and compiled step; "
                      f"{status.count('fails')} failed to compile, {status.count('timeout')} not within the time limit)")
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "

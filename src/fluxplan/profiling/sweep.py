@@ -46,14 +46,6 @@ def peak_above(fn, base: int) -> tuple[float, float]:
     return (torch.cuda.max_memory_allocated() - base) / GIB, (torch.cuda.max_memory_reserved() - base) / GIB
 
 
-def nvml_used() -> float:
-    import pynvml
-
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(0)
-    return pynvml.nvmlDeviceGetMemoryInfo(h).used / GIB
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -63,13 +55,11 @@ def main() -> None:
     parts = set(args.parts.split(","))
     out = Path(args.out)
     t_start = time.perf_counter()
-    before = nvml_used()
     import torch
 
-    torch.cuda.init()
-    torch.zeros(1, device="cuda")
-    torch.matmul(torch.randn(64, 64, device="cuda"), torch.randn(64, 64, device="cuda"))  # cuBLAS handle
-    context = nvml_used() - before - torch.cuda.memory_reserved() / GIB
+    from fluxplan.profiling.blocks import cuda_context_gib
+
+    context = cuda_context_gib()
     from fluxplan.catalog.families import find_family
 
     fam = find_family("dev")
