@@ -289,3 +289,15 @@ def test_the_full_profile_measures_the_formats_that_work_here():
     assert {"bf16", "fp8-layerwise", "torchao-int8wo", "gguf-q8_0"} <= set(formats)
     # bitsandbytes quantizes on a GPU only; fp8 dynamic activations need compute capability 8.9
     assert not {"bnb-nf4", "bnb-int8", "torchao-fp8dq"} & set(formats)
+
+
+def test_a_task_stopped_by_the_deadline_as_its_process_starts_is_not_measured_and_not_failed(tmp_path):
+    """The deadline passes while the child is still importing torch: the task is recorded as not reached, which
+    build leaves out (before, it read "process ended with -9", a compile that fails)."""
+    from fluxplan.profiling.blockpoints import compiled_points
+    from fluxplan.profiling.blocks import parent
+
+    path = parent(["bf16@regional"], tmp_path, kind="tiny", device="cpu", quick=True, limit=120, deadline=0.5)
+    doc = json.loads(path.read_text())
+    assert [r["error"] for r in doc["compiled"]] == ["timeout: past the deadline"]
+    assert compiled_points(doc) == ([], [])

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import fluxplan
+from fluxplan.catalog.formats import load_catalog
 from fluxplan.cli.main import main
 from fluxplan.cost.profile import load_profile_file
 from fluxplan.errors import Infeasible
@@ -31,8 +32,8 @@ def _eager(fmt, scale=1.0):
             "points": points}
 
 
-def _compiled(fmt, compile_s, step_4096, reserved=0.8):
-    return {"format": f"{fmt}@regional", "base": fmt, "compile": "regional", "ok": True, "compile_s": compile_s,
+def _compiled(fmt, compile_s, step_4096, reserved=0.8, mode="regional"):
+    return {"format": f"{fmt}@{mode}", "base": fmt, "compile": mode, "ok": True, "compile_s": compile_s,
             "stacked": STACK, "points": [
                 {"image_tokens": 4096, "text_tokens": 512, "batch": 1, "first_s": compile_s + step_4096,
                  "stacked_s": step_4096, "stacked_cpu_s": 0.05, "reserved_gib": reserved},
@@ -58,7 +59,8 @@ def profile(tmp_path, capsys):
                [_compiled("bf16", 21.0, 0.13), _compiled("gguf-q8_0", 33.0, 0.16),
                 _failed("fp8-layerwise", "Unsupported: Attempted to use `torch.nn.Parameter()` constructor with Dynamo"),
                 _failed("torchao-int8wo", "timeout: past the 75 s limit per compile"),
-                _failed("bnb-nf4", "skipped: past the deadline")])
+                _failed("bnb-nf4", "skipped: past the deadline"),
+                _compiled("gguf-q8_0", 140.0, 0.15, mode="full")])
     (d / "blocks.json").write_text(json.dumps(doc))
     out = tmp_path / "p.json"
     assert main(["profile", "--from-results", str(d), "--out", str(out)]) == 0
@@ -101,8 +103,6 @@ def test_a_compiled_step_between_two_measured_sizes_is_interpolated_in_log_token
 
 
 def test_a_compile_measured_ok_is_planned_where_the_catalog_had_it_unverified(profile):
-    from fluxplan.catalog.formats import load_catalog
-
     assert load_catalog().formats["gguf-q8_0"].status(compile="regional").status == "unverified"
     # many images: the 33 s compile pays for itself at 0.16 s against 0.247 s a step
     p = fluxplan.plan(H100, transformer="gguf-q8_0", offload="none", resolution="1024x1024", text_tokens=512,
@@ -111,6 +111,21 @@ def test_a_compile_measured_ok_is_planned_where_the_catalog_had_it_unverified(pr
     one = fluxplan.plan(H100, transformer="gguf-q8_0", offload="none", resolution="1024x1024", text_tokens=512,
                         images=1, profiles=[profile])
     assert one.choice.compile.value == "none"  # for one image the compile costs more than it saves
+
+
+def test_a_full_compile_is_measured_apart_from_the_regional_one(profile):
+    full, regional = profile.compiled("gguf-q8_0", "full"), profile.compiled("gguf-q8_0", "regional")
+    assert (full.status, full.seconds, regional.seconds) == ("ok", 140.0, 33.0)
+    assert load_catalog().formats["gguf-q8_0"].status(compile="full").status == "unverified"
+    # planned when the cheaper regional compile is not allowed (pinned full): its own step and its own compile time
+    p = fluxplan.plan(H100, transformer="gguf-q8_0", compile="full", offload="none", resolution="1024x1024",
+                      steps=28, profiles=[profile])
+    assert p.estimate.latency.denoise_step_s == pytest.approx(0.15)
+    assert "cold compile 140.0 s" in p.estimate.sources["compile"].source
+    # many images: both compile, the regional one is both faster to compile and measured faster per step here
+    many = fluxplan.plan(H100, transformer="gguf-q8_0", offload="none", resolution="1024x1024", steps=28, images=50,
+                         profiles=[profile])
+    assert many.choice.compile.value == "regional"
 
 
 def test_a_compile_measured_to_fail_is_refused_with_the_measured_error_even_when_pinned(profile):
@@ -155,11 +170,11 @@ def block_model():
 
 
 def test_a_compile_task_times_the_cold_compile_and_records_a_failing_one(block_model, tmp_path):
-    """Real torch.compile (Inductor on the CPU) of the tiny block model: about 25 s."""
+    """Real torch.compile (Inductor on the CPU) of the tiny block model, regional and full: about a minute."""
     from fluxplan.profiling.blocks import parent
 
-    path = parent(["bf16@regional", "fp8-layerwise@regional"], tmp_path, kind="tiny", device="cpu", quick=True,
-                  limit=120, deadline=300)
+    path = parent(["bf16@regional", "fp8-layerwise@regional", "bf16@full"], tmp_path, kind="tiny", device="cpu",
+                  quick=True, limit=120, deadline=400)
     doc = json.loads(Path(path).read_text())
     assert doc["formats"] == []
     rows = {r["format"]: r for r in doc["compiled"]}
@@ -170,3 +185,5 @@ def test_a_compile_task_times_the_cold_compile_and_records_a_failing_one(block_m
     assert bf16["compile_s"] > 50 * p["stacked_s"] and p["first_s"] > bf16["compile_s"]
     fp8 = rows["fp8-layerwise@regional"]
     assert not fp8["ok"] and "Dynamo" in fp8["error"] and fp8["base"] == "fp8-layerwise"
+    full = rows["bf16@full"]  # the whole stacked forward traced and compiled: a compile task of its own
+    assert full["ok"] and full["compile"] == "full" and full["compile_s"] > 50 * full["points"][0]["stacked_s"]

@@ -18,7 +18,9 @@ rest + 19 x double + 38 x single.
 
 A task `FORMAT@regional` measures the format under regional compile, the way run.placement compiles a pipeline
 (`compile_repeated_blocks(fullgraph=True)`: one compiled graph per block class, the work of the full model's
-regional compile): the first stacked forward (the compile, timed cold: Dynamo reset, Inductor's caches off),
+regional compile); `FORMAT@full` under full compile (`transformer.compile()`: Dynamo traces the stacked forward,
+19 + 38 block calls, as it traces the full model's): the first stacked forward (the compile, timed cold: Dynamo
+reset, Inductor's caches off),
 then the stacked forward at COMPILE_POINTS as above, with its reserve. A compile that fails is a row with its
 error; one past its time limit a row saying so. These rows go to `compiled` in blocks.json.
 
@@ -60,7 +62,7 @@ STACKED_REPS, QUICK_STACKED_REPS = 3, 1
 # about as long as the first (H100, 2026-11-22: bf16 23 s, then 17 s at 512x512), so one point per format.
 COMPILE_POINTS = [(4096, 512, 1)]
 TINY_COMPILE_POINTS = [(64, 16, 1)]
-COMPILE_MODES = ("regional",)
+COMPILE_MODES = ("regional", "full")
 
 
 def split_task(task: str) -> tuple[str, str | None]:
@@ -462,7 +464,7 @@ def _state(rows: list[dict]) -> tuple[set[str], str | None]:
 def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
            deadline: float, compile_limit: float | None = None, append: bool = False,
            compile_tokens: list[int] | None = None) -> Path:
-    """Measure `formats` (and `FORMAT@regional` tasks) in child processes (restarted after a crash or a task past
+    """Measure `formats` (and `FORMAT@regional` / `FORMAT@full` tasks) in child processes (restarted after a crash or a task past
     its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds have passed;
     write OUT/blocks.json (`append`: beside the rows OUT/blocks.jsonl already holds). Each compile task runs in a
     process of its own, as a user's first compile does: on an H100 bf16's took over 75 s in a process that had
@@ -500,10 +502,10 @@ def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool
             _append(rows_path, {"format": current, "ok": False, **_compile_keys(current),
                                 "error": why or f"process ended with {proc.returncode} (crash)"})
             done.add(current)
-        elif not done & set(batch):  # ended before its first format: no progress, do not start another
-            for fmt in batch:
+        elif not done & set(batch):  # ended before its first format (killed at the deadline as it started, or
+            for fmt in batch:        # crashed): no progress, do not start another
                 _append(rows_path, {"format": fmt, "ok": False, **_compile_keys(fmt),
-                                    "error": f"process ended with {proc.returncode}"})
+                                    "error": why or f"process ended with {proc.returncode}"})
             done |= set(batch)
         todo = [f for f in todo if f not in done]
     for fmt in todo:
@@ -546,7 +548,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_REPS} timed repetitions per point, not {REPS}")
     ap.add_argument("--limit", type=float, default=90.0, help="seconds one format may take")
     ap.add_argument("--compile-limit", type=float, default=None,
-                    help="seconds one FORMAT@regional task may take (default: --limit)")
+                    help="seconds one FORMAT@regional or FORMAT@full task may take (default: --limit)")
     ap.add_argument("--deadline", type=float, default=420.0, help="seconds the whole run may take")
     ap.add_argument("--append", action="store_true", help="keep the rows OUT/blocks.jsonl holds (a later stage)")
     ap.add_argument("--compile-tokens", default=None,
