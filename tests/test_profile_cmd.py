@@ -185,18 +185,19 @@ def test_compiled_rows_are_compile_points_and_leave_the_eager_ones_alone(tmp_pat
     assert points["bf16", "none"]["seconds"] == eager["step_s"]
 
 
-def _stub_stages(tmp_path, monkeypatch, formats, spare):
+def _stub_stages(tmp_path, monkeypatch, formats, spare, t5_formats=("bf16", "fp8-layerwise")):
     torch = pytest.importorskip("torch")
     from fluxplan.profiling import run as prun
     from fluxplan.run import synth
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(prun, "_usable_in_child", lambda: formats)
+    monkeypatch.setattr(prun, "_usable_in_child",
+                        lambda role=prun.TRANSFORMER: list(formats if role == prun.TRANSFORMER else t5_formats))
     monkeypatch.setattr(synth, "ensure_synthetic", lambda *a, **k: tmp_path / "dev-s0")
     stages = []
 
-    def stage(name, cmd, started, timings):
-        stages.append((name, cmd, prun.time.monotonic() - started))
+    def stage(name, cmd, started, timings, timeout=None):
+        stages.append((name, cmd, prun.time.monotonic() - started, timeout))
         if name.startswith("confirming"):  # the confirming pipelines use all but `spare` of the deadline
             monkeypatch.setattr(prun.time, "monotonic", lambda: started + 500.0 - spare)
         if name.startswith("blocks"):
@@ -213,9 +214,10 @@ def test_a_full_profile_compiles_formats_with_the_time_the_pipelines_leave(tmp_p
     own processes (stubbed here)."""
     prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16", "gguf-q8_0", "quanto-int4"], spare)
     prun.measure(tmp_path / "r", quick=False, deadline=500.0)
-    by_name = {n: (cmd, at) for n, cmd, at in stages}
+    by_name = {n: (cmd, at) for n, cmd, at, _ in stages}
     cmd, at = by_name["confirming pipelines"]
-    assert float(cmd[cmd.index("--deadline") + 1]) == pytest.approx(500.0 - at - prun.COMPILE_RESERVE_S, abs=1)
+    reserve = prun.COMPILE_RESERVE_S + prun.T5_FORMATS_S  # the T5 formats and the compile stage come after them
+    assert float(cmd[cmd.index("--deadline") + 1]) == pytest.approx(500.0 - at - reserve, abs=1)
     assert ("compiled blocks" in by_name) is compiled
     if compiled:
         cmd, _ = by_name["compiled blocks"]
@@ -224,9 +226,45 @@ def test_a_full_profile_compiles_formats_with_the_time_the_pipelines_leave(tmp_p
         assert float(cmd[cmd.index("--deadline") + 1]) == pytest.approx(spare - 5, abs=1)
 
 
+@pytest.mark.parametrize("spare,measured", [(200.0, True), (70.0, False), (0.0, False)])
+def test_a_full_profile_measures_t5_in_the_other_usable_formats_between_the_pipelines_and_compile(
+        tmp_path, monkeypatch, spare, measured):
+    """After the confirming pipelines, T5 in every usable T5 format but bf16 (the encode stage measured it) is
+    measured from the synthetic checkpoint they used, into the same sweep.json, within T5_FORMATS_S and never into
+    the compile stage's reserve; compile comes after it."""
+    prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16", "gguf-q8_0"], spare,
+                                t5_formats=["bf16", "quanto-int8", "torchao-int8wo", "fp8-layerwise"])
+    prun.measure(tmp_path / "r", quick=False, deadline=500.0)
+    names = [n for n, _, _, _ in stages]
+    t5 = [(cmd, timeout) for n, cmd, _, timeout in stages if n.startswith("T5 formats")]
+    assert bool(t5) is measured
+    if measured:
+        assert names.index("confirming pipelines") < names.index("T5 formats (2)") < names.index("compiled blocks")
+        cmd, timeout = t5[0]
+        assert cmd[cmd.index("--parts") + 1] == "t5formats" and "--append" in cmd  # beside encode and decode
+        assert cmd[cmd.index("--model") + 1] == str(tmp_path / "dev-s0")
+        # quanto int8 loads T5 in 104 s on an H200, past the stage's time: left out
+        assert cmd[cmd.index("--t5-formats") + 1] == "fp8-layerwise,torchao-int8wo"
+        assert timeout == pytest.approx(prun.T5_FORMATS_S, abs=1) and timeout <= spare - prun.COMPILE_RESERVE_S
+        assert float(cmd[cmd.index("--deadline") + 1]) < timeout  # no format begins at the very end
+
+
 def test_a_quick_profile_measures_blocks_alone(tmp_path, monkeypatch):
     prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16"], 0.0)
     prun.measure(tmp_path / "r", quick=True, deadline=55.0)
-    assert [n for n, _, _ in stages] == ["blocks (2 formats)"]
+    assert [n for n, _, _, _ in stages] == ["blocks (2 formats)"]
     cmd = stages[0][1]
     assert cmd[cmd.index("--formats") + 1] == "bf16,fp8-layerwise" and "--quick" in cmd
+
+
+def test_a_stage_past_its_limit_is_stopped_and_recorded_so():
+    import sys
+    import time
+
+    from fluxplan.profiling.run import _stage
+
+    timings: list[str] = []
+    t = time.monotonic()
+    _stage("T5 formats (1)", [sys.executable, "-c", "import time; time.sleep(30)"], t, timings, timeout=1.0)
+    assert time.monotonic() - t < 10 and timings[0].startswith("T5 formats (1): ")
+    assert timings[0].endswith("stopped at its 1 s limit")

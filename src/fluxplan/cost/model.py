@@ -48,6 +48,7 @@ GROUP_UNHIDDEN_S = {Offload.GROUP_LEAF: 0.31, Offload.GROUP_BLOCK: 0.19}
 T5_STREAM_GIB_S = 40.0
 T5_STREAM_ENCODE_GIB = 0.48
 T5_STREAM_RESIDUE_GIB = 0.28
+FULL_SIZE = ("dev", "schnell", "kontext")  # families of the profiles' shapes (FLUX.1's transformer, T5-XXL)
 
 
 _INDEX: dict[int, tuple[Profile, dict]] = {}
@@ -202,19 +203,30 @@ class CostModel:
         return self._memo(("w", fmt.key, component), self._weights, fmt, component)
 
     def _weights(self, fmt: Format, component: str) -> float:
-        measured = self._measured_point(fmt) if component == "transformer" else None
+        if component == "transformer":
+            measured = self._measured_point(fmt)
+            if measured is not None:
+                return measured.weights_gib * self.family.transformer_params.total / find_family("dev").transformer_params.total
+            return fmt.weight_gib(self.family.transformer_params)
+        measured = self._measured_t5(fmt)
         if measured is not None:
-            return measured.weights_gib * self.family.transformer_params.total / find_family("dev").transformer_params.total
-        counts = self.family.transformer_params if component == "transformer" else self.family.t5_params
-        return fmt.weight_gib(counts)
+            return measured.weights_gib * self.family.t5_params.total / find_family("dev").t5_params.total
+        return fmt.weight_gib(self.family.t5_params)
 
     def _measured_point(self, fmt: Format):
         """The profile's forward point holding this format's transformer weights as measured (full-size
         families only: the tiny test family has other shapes)."""
-        if self.family.key not in ("dev", "schnell", "kontext"):
+        if self.family.key not in FULL_SIZE:
             return None
         return next((p for pts in _forward_index(self.profile).values() for p in pts
                      if p.format == fmt.key and p.weights_gib), None)
+
+    def _measured_t5(self, fmt: Format):
+        """The profile's encode point holding this format's T5 weights as measured (full-size families only:
+        they share T5-XXL; the tiny test family's T5 is another)."""
+        if self.family.key not in FULL_SIZE:
+            return None
+        return next((e for e in self.profile.encode if e.format == fmt.key and e.weights_gib), None)
 
     def decode(self, tiling: bool) -> tuple[float, float]:
         """(seconds, GiB reserved) of decoding one call's images: the nearest measured size, scaled by pixels.
@@ -240,12 +252,36 @@ class CostModel:
                 act = d.activation_gib * px / (d.height * d.width * d.batch)
         return seconds, act
 
+    def _encode_point(self, t5: Format) -> tuple:
+        """The profile's encode point of this T5 format nearest in text tokens, else bf16's; and whether it is the
+        format's own."""
+        own = [e for e in self.profile.encode if e.format == t5.key]
+        pts = own or [e for e in self.profile.encode if e.format == "bf16"]
+        return min(pts, key=lambda e: abs(e.text_tokens - self.text_tokens)), bool(own)
+
     def encode_seconds(self, t5: Format, placement: TextEncoderPlacement) -> float:
+        """Seconds T5 takes to encode the prompt: on the GPU, the format's own measured point (scaled to this GPU
+        as forward points are), else bf16's times the catalog's speed factor; on the CPU, from the host's rate."""
         if placement is TextEncoderPlacement.CPU:
             flops = 2 * self.family.t5_params.total * self.text_tokens  # one prompt per call, repeated for the batch
             return flops / (self.host.cpu_tflops * 1e12)
-        e = min(self.profile.encode, key=lambda e: abs(e.text_tokens - self.text_tokens))  # nearest measured
-        return e.seconds * self.text_tokens / e.text_tokens * self.compute_scale["bf16"] * t5.speed.eager
+        e, own = self._encode_point(t5)
+        seconds = e.seconds * self.text_tokens / e.text_tokens
+        if own:
+            return seconds * self.compute_scale[t5.compute]
+        return seconds * self.compute_scale["bf16"] * t5.speed.eager
+
+    def encode_source(self, t5: Format, placement: TextEncoderPlacement) -> Provenance:
+        """Where encode_seconds' figure comes from: measured only where this GPU measured this format's encode."""
+        if placement is TextEncoderPlacement.CPU:
+            return Provenance.model_construct(kind="derived", source=f"T5 on the CPU: 2 x parameters x tokens at "
+                                              f"the host's {self.host.cpu_tflops:.2f} TFLOP/s")
+        e, own = self._encode_point(t5)
+        if own:
+            kind = "measured" if self.measured_here and e.kind == "measured" else "derived"
+            return Provenance.model_construct(kind=kind, source=f"{e.source}; {self.where}")
+        return Provenance.model_construct(kind="derived", source=f"bf16 T5's encode ({e.source}; {self.where}) x "
+                                          f"{t5.key}'s factor {t5.speed.eager} ({t5.speed.source})")
 
     def offload_point(self, mode: Offload, fmt: Format) -> tuple[OffloadPoint, float]:
         """The measured point of this mode for this format, else bf16's; and the bytes ratio to scale it by."""
@@ -438,6 +474,13 @@ class CostModel:
                                                       f"{self.profile.gpu}'s profile"),
             "context": Provenance.model_construct(kind=context.kind, source=context.source),
         }
+        t5 = self.catalog.formats[c.text_encoder_2]
+        sources["text_encode"] = self.encode_source(t5, c.text_encoder_placement)
+        measured_t5 = self._measured_t5(t5)
+        sources["t5_weights"] = (
+            Provenance.model_construct(kind=measured_t5.kind, source=measured_t5.source) if measured_t5 else
+            Provenance.model_construct(kind="derived", source=f"parameter counts of T5 x bits per weight "
+                                       f"({t5.bits_source})"))
         if c.compile is not Compile.NONE:
             sources["compile"] = self._compile_source(tf, c.compile)
         return Estimate.model_construct(peak_vram_gib=t.peak, latency_s=per_image, first_image_s=first,

@@ -48,8 +48,13 @@ class ForwardPoint(_Point):
 
 
 class EncodePoint(_Point):
+    """T5 (text_encoder_2) encoding one prompt, in one weight format; bf16's points are the reference that formats
+    without their own are scaled from."""
+
+    format: str = "bf16"
     text_tokens: int = Field(gt=0)
     seconds: float = Field(gt=0)
+    weights_gib: float | None = Field(default=None, gt=0, description="T5's weights as the allocator held them")
 
 
 class DecodePoint(_Point):
@@ -169,8 +174,8 @@ class Profile(BaseModel):
             raise ValueError("forward needs a bf16 eager point with activation_gib (the reference every format scales from)")
         if not any(p.mode == "model" for p in self.offload) or not any(not d.tiled for d in self.decode):
             raise ValueError("offload needs a model-offload point and decode an untiled point")
-        if not self.decode or not self.encode:
-            raise ValueError("decode and encode need at least one point each")
+        if not self.decode or not any(e.format == "bf16" for e in self.encode):
+            raise ValueError("decode needs at least one point, and encode one of bf16")
         for p in self.forward:
             if p.weights_gib is not None and p.activation_gib is not None and p.activation_gib > 4 * p.weights_gib:
                 raise ValueError(f"forward point {p.format} at {p.image_tokens} tokens: activations above 4x weights")

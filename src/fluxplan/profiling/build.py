@@ -15,12 +15,15 @@ Memory figures are the NVML view: what the caching allocator reserves (plus the 
   1024x1024 from the pipeline matrix: its step time, its weights as the pipeline held them (reserved during
   encode, less the encode activations) and its denoise activations (denoise less encode). Where a pipeline or
   sweep point and a block point share format, tokens and batch, the pipeline's wins.
-- decode and encode points: the VAE alone (tiled and not) and T5 alone (sweep).
+- decode and encode points: the VAE alone (tiled and not) and T5 alone (sweep): bf16 from its `encode` part, and
+  each format its `encode_formats` rows measured (T5 loaded from the synthetic checkpoint through the format's
+  backend: its encode seconds and its weights as the allocator held them; a later folder wins per format and text
+  tokens, and these rows over `encode`'s).
 - offload points: per format and mode, from the matrix: the time a step (or an image, for model offload) took
   beyond the resident run of the same format.
-- compile points: blocks.json's compile tasks (each format compiled regionally at block level: whether it
+- compile points: blocks.json's compile tasks (a format compiled regionally or fully at block level: whether it
   compiles, the cold compile's seconds, the compiled step at each measured size and its reserve: `compile` and
-  forward points with compile "regional"); matrix rows run with `--compile` and no offload, whose steady step wins
+  forward points with that compile mode); matrix rows run with `--compile` and no offload, whose steady step wins
   at 1024x1024 (the seed's regional point, ANCHORS section 6, stays only where no regional bf16 was measured).
 What was not measured (offload modes without a pipeline row, the decode carry-over without any; encode and
 decode without sweep.json) comes from the reference profile (the one being replaced, else the bundled one),
@@ -110,11 +113,14 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     block_docs: list[dict] = []
     rows: list[dict] = []
     gpus: dict[str, str] = {}  # GPU name -> the folder that says so
+    t5_rows: list[dict] = []  # T5 per format, every folder's in order (a later folder's point wins)
     for results in folders:
         if (results / "sweep.json").is_file():  # each part (forward, decode, encode) from the last sweep that has it
             later = json.loads((results / "sweep.json").read_text())
             kept = {k: sweep[k] for k in ("forward", "decode", "encode") if sweep and sweep.get(k) and not later.get(k)}
             sweep = {**later, **kept}
+            named = f"{results.resolve().parent.name}/{results.name}"  # the same wherever the results lie
+            t5_rows += [{**r, "folder": named} for r in later.get("encode_formats") or []]
             gpus.setdefault(later.get("gpu"), results.as_posix())
         if (results / "blocks.json").is_file():
             later = bp.load_blocks(results / "blocks.json")
@@ -125,6 +131,8 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
             rows += [r for r in (json.loads(x) for x in matrix.read_text().splitlines() if x.strip())
                      if (r.get("width", 1024), r.get("height", 1024)) == (1024, 1024)]
     gpus.pop(None, None)
+    if sweep is not None:
+        sweep["encode_formats"] = t5_rows
     blocks = merge_blocks(block_docs) if block_docs else None
     if len(gpus) > 1:
         raise ValueError("the folders measured different GPUs: " + "; ".join(f"{f}: {g}" for g, f in gpus.items()))
@@ -188,6 +196,9 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
     if not encode or not decode:  # not measured (--quick leaves T5 out): the reference's, scaled, labelled derived
         ref_encode, ref_decode = bp.encode_decode_from_reference(ref(), gpu)
         encode, decode = encode or ref_encode, decode or ref_decode
+    t5 = t5_points((sweep or {}).get("encode_formats", []), where)
+    measured_t5 = {(p["format"], p["text_tokens"]) for p in t5}  # they win over T5 built in memory, and a reference's
+    encode = [e for e in encode if (e.get("format", "bf16"), e["text_tokens"]) not in measured_t5] + t5
     if resident:
         dec1024 = next(d for d in decode if d["height"] == 1024 and not d["tiled"])["activation_gib"]
         # what the decode phase holds beyond the weights and the VAE's own reserve: blocks the denoise loop left cached
@@ -231,6 +242,29 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
             "compile": compile_measures}
 
 
+def t5_points(rows: list[dict], where: str) -> list[dict]:
+    """Encode points of T5 per format from the sweep's `encode_formats` rows (in folder order: a later folder's
+    point wins per format and text tokens), with T5's weights as the allocator held them (bf16's too: they win
+    over the `encode` part's, T5 built in GPU memory without weights measured). Refuses impossible figures."""
+    points: dict[tuple[str, int], dict] = {}
+    for r in rows:
+        if not r.get("ok"):
+            continue
+        fmt = r["format"]
+        weights = bp._number(r.get("weights_gib"), f"T5 {fmt}: weights_gib", positive=True)
+        for p in r.get("points", []):
+            tokens = p.get("text_tokens")
+            if not isinstance(tokens, int) or tokens <= 0:
+                raise ValueError(f"T5 {fmt}: text_tokens is {tokens!r}, not a positive integer")
+            points[fmt, tokens] = {
+                "format": fmt, "text_tokens": tokens,
+                "seconds": bp._number(p.get("seconds"), f"T5 {fmt} at {tokens} text tokens: seconds", positive=True),
+                "weights_gib": weights, "kind": "measured",
+                "source": f"{where}; fluxplan.profiling.sweep (T5 in {fmt} loaded from the synthetic checkpoint "
+                          f"through its backend), {r['folder']}"}
+    return [points[k] for k in sorted(points)]
+
+
 def check_peaks(rows, block_points: list[dict]) -> None:
     """Refuse a resident pipeline run whose peak is below its transformer's weights as the blocks measured them
     (the run must have held them all): an impossible measurement, not a cheap configuration."""
@@ -258,15 +292,20 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
              f"{ns} times where measured, else extrapolated)"]
     if sweep:
         parts.append("T5 encode, VAE decode and the CUDA context alone (fluxplan.profiling.sweep)")
+        t5 = sorted({r["format"] for r in sweep.get("encode_formats", []) if r.get("ok")})
+        if t5:
+            parts.append(f"T5 loaded from the checkpoint in {len(t5)} formats ({', '.join(t5)}: weights and encode)")
     if rows:
         n_compiled = sum(1 for r in rows if r.get("ok") and r.get("compile", "none") != "none")
         runs = sum(r.get("runs", 1) for r in rows if r.get("ok"))
         parts.append(f"{runs} pipeline runs (fluxplan.profiling.matrix; repeated configurations as their median), "
                      f"{n_compiled} compiled configurations")
-    if compile_measures:
-        status = [m["status"] for m in compile_measures]
-        parts.append(f"{status.count('ok')} formats compiled regionally at block level (cold compile and compiled step; "
-                     f"{status.count('fails')} failed to compile, {status.count('timeout')} not within the time limit)")
+    for mode in ("regional", "full"):
+        status = [m["status"] for m in compile_measures if m["mode"] == mode]
+        if status:
+            parts.append(f"{status.count('ok')} formats compiled {mode} at block level (cold compile and compiled "
+                         f"step; {status.count('fails')} failed to compile, {status.count('timeout')} not within the "
+                         "time limit)")
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
                "fluxplan.profiling.build.")
     if ref:

@@ -7,8 +7,12 @@ results folder, printing how long each stage took:
    CUDA context (--quick takes the context from the blocks' process, encode and decode from the reference);
 3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
    full-size synthetic FLUX.1-dev, to confirm the blocks and to measure what blocks cannot show (offload
-   transfers, allocator carry-over), until a minute before the deadline;
-4. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
+   transfers, allocator carry-over), until T5_FORMATS_S + COMPILE_RESERVE_S before the deadline;
+4. full only: T5 in every other usable T5 format (fluxplan.profiling.sweep --parts t5formats), loaded from that
+   synthetic checkpoint through its backend: load time, weights, encode at 256 and 512 text tokens; at most
+   T5_FORMATS_S, never into the compile stage's reserve (a format not reached keeps bf16's encode x the catalog's
+   factor and its weights from bits per weight);
+5. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
    a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows. A format not reached
    keeps the catalog's compile figures, and its compatibility (an unverified one is not planned unless pinned).
 """
@@ -22,6 +26,7 @@ import time
 from pathlib import Path
 
 from fluxplan.errors import NoGPU, ProfileError
+from fluxplan.run.backends.base import TEXT_ENCODER_2, TRANSFORMER
 
 QUICK_FORMATS = ("bf16", "fp8-layerwise")
 CONFIRM = "bf16=none,model,group-leaf,sequential,group-block"  # pipeline rows of the full profile
@@ -35,6 +40,14 @@ COMPILE_ORDER = ("bf16", "fp8-layerwise", "gguf-q8_0", "bnb-nf4", "torchao-fp8dq
                  "bnb-fp4", "torchao-fp8wo", "bnb-int8", "gguf-q4_0", "torchao-int8wo")
 COMPILE_LIMIT_S = 90  # one compile task: load, the cold compile, the timed forwards (bf16: 40 s on an H100)
 COMPILE_RESERVE_S = 60  # the pipelines stop this long before the deadline, so that bf16 at least is compiled
+# T5 in the other formats, after the pipelines (which stop this much earlier still): one process for all of them,
+# its start (CUDA, imports) included; no format begins in its last T5_LAST_S, and the process is stopped at the end
+# of it (the rows measured by then are kept). Slow-loading backends last (quanto quantizes on the host).
+# On an H100 the process took 41 s for bf16 and four formats (torchao int8 12 s of it, quantizing on load); quanto
+# int8 took 104 s to load T5 on an H200, more than the stage has: it is left out (measured by calling the sweep).
+T5_FORMATS_S, T5_MIN_S, T5_LAST_S = 45, 20, 10
+T5_ORDER = ("fp8-layerwise", "bnb-nf4", "bnb-int8", "torchao-int8wo")
+T5_SLOW = ("quanto-int8",)
 
 
 def results_dir(results: Path | None) -> Path:
@@ -55,22 +68,30 @@ def profile_path(results: Path) -> Path:
     return cache_dir() / "profiles" / f"{slug}.json"
 
 
-def usable_formats(device: str = "cuda") -> list[str]:
-    """Transformer formats whose backend the doctor found working here and whose own checks pass (torchao int4
-    needs mslk, fp8 dynamic activations compute capability 8.9)."""
+def usable_formats(device: str = "cuda", role: str = TRANSFORMER) -> list[str]:
+    """Formats of `role` (the transformer's, or T5's: the catalog's text_encoder_2 formats) whose backend the
+    doctor found working here and whose own checks pass (torchao int4 needs mslk, fp8 dynamic activations compute
+    capability 8.9, bitsandbytes a GPU)."""
     from fluxplan.errors import FluxplanError
-    from fluxplan.profiling.matrix import GGUF, NON_GGUF
     from fluxplan.run import backends
     from fluxplan.run.doctor import usable_backends
 
+    if role == TRANSFORMER:
+        from fluxplan.profiling.matrix import GGUF, NON_GGUF
+
+        candidates = NON_GGUF + GGUF
+    else:
+        from fluxplan.profiling.sweep import t5_formats
+
+        candidates = t5_formats()
     usable = usable_backends(device)
     keep = []
-    for fmt in sorted(NON_GGUF + GGUF, key=lambda f: f in SLOW_TO_LOAD):
-        backend, _ = backends.resolve(fmt, backends.TRANSFORMER)
+    for fmt in sorted(candidates, key=lambda f: f in SLOW_TO_LOAD):
+        backend, _ = backends.resolve(fmt, role)
         if backend.package is not None and backend.package not in usable:
             continue
         try:
-            backend.check(fmt, backends.TRANSFORMER, device)
+            backend.check(fmt, role, device)
         except FluxplanError:
             continue
         keep.append(fmt)
@@ -89,22 +110,34 @@ def compile_tasks(formats: list[str]) -> list[str]:
     return [f"{f}@regional" for f in order]
 
 
-def _usable_in_child() -> list[str]:
-    """usable_formats, asked of a child process: the doctor's checks run on the GPU, and this process should not
-    hold a CUDA context while the others measure."""
+def t5_tasks(formats: list[str]) -> list[str]:
+    """The T5 stage's formats: the usable ones but bf16 (the encode stage measured it) and the slow-loading ones,
+    T5_ORDER first."""
+    return sorted((f for f in formats if f != "bf16" and f not in T5_SLOW),
+                  key=lambda f: T5_ORDER.index(f) if f in T5_ORDER else len(T5_ORDER))
+
+
+def _usable_in_child(role: str = TRANSFORMER) -> list[str]:
+    """usable_formats of `role`, asked of a child process: the doctor's checks run on the GPU (cached on disk after
+    the first time), and this process should not hold a CUDA context while the others measure."""
     t = time.monotonic()
-    code = "from fluxplan.profiling.run import usable_formats; print(','.join(usable_formats('cuda')))"
+    code = f"from fluxplan.profiling.run import usable_formats; print(','.join(usable_formats('cuda', {role!r})))"
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     formats = [f for f in (r.stdout.strip().splitlines() or [""])[-1].split(",") if f] or list(QUICK_FORMATS)
-    print(f"[profile] usable formats ({time.monotonic() - t:.1f} s): {', '.join(formats)}", flush=True)
+    print(f"[profile] usable {role} formats ({time.monotonic() - t:.1f} s): {', '.join(formats)}", flush=True)
     return formats
 
 
-def _stage(name: str, cmd: list[str], started: float, timings: list[str]) -> None:
+def _stage(name: str, cmd: list[str], started: float, timings: list[str], timeout: float | None = None) -> None:
+    """Run one stage's process to its end (or stop it after `timeout` seconds) and record how long it took."""
     t = time.monotonic()
-    code = subprocess.run(cmd, check=False).returncode
+    try:
+        code = subprocess.run(cmd, check=False, timeout=timeout).returncode
+        ended = "" if code == 0 else f", ended with {code}"
+    except subprocess.TimeoutExpired:
+        ended = f", stopped at its {timeout:.0f} s limit"
     line = f"{name}: {time.monotonic() - t:.1f} s (total {time.monotonic() - started:.1f} s)"
-    timings.append(line + ("" if code == 0 else f", ended with {code}"))
+    timings.append(line + ended)
     print(f"[profile] {timings[-1]}", flush=True)
 
 
@@ -134,6 +167,7 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     if not quick:
         _stage("T5 encode, VAE decode, context",
                [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--parts", "encode,decode"], started, timings)
+    model = None
     if not quick and left() > 120:
         from fluxplan.run.synth import ensure_synthetic
 
@@ -141,9 +175,19 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
         model = ensure_synthetic("dev", device="cuda")
         timings.append(f"synthetic FLUX.1-dev: {time.monotonic() - t:.1f} s")
         print(f"[profile] {timings[-1]}", flush=True)
+        reserve = COMPILE_RESERVE_S + T5_FORMATS_S  # what the T5 formats and the compile stage need after them
         _stage("confirming pipelines", [py, "-m", "fluxplan.profiling.matrix", "--model", str(model), "--out",
-                                        str(out), "--deadline", f"{max(0.0, left() - COMPILE_RESERVE_S):.0f}",
+                                        str(out), "--deadline", f"{max(0.0, left() - reserve):.0f}",
                                         "--only", CONFIRM], started, timings)
+    if model is not None and left() - COMPILE_RESERVE_S > T5_MIN_S:
+        t0 = time.monotonic()
+        t5 = t5_tasks(_usable_in_child(TEXT_ENCODER_2))
+        budget = min(T5_FORMATS_S - (time.monotonic() - t0), left() - COMPILE_RESERVE_S)
+        if t5 and budget > T5_MIN_S:
+            _stage(f"T5 formats ({len(t5)})",
+                   [py, "-m", "fluxplan.profiling.sweep", "--out", str(out), "--append", "--parts", "t5formats",
+                    "--model", str(model), "--t5-formats", ",".join(t5), "--deadline", f"{budget - T5_LAST_S:.0f}"],
+                   started, timings, timeout=budget)
     if not quick and left() > 30:
         _stage("compiled blocks", blocks + ["--append", "--formats", ",".join(compile_tasks(formats)),
                                             "--deadline", f"{left() - 5:.0f}", "--limit", "45",
