@@ -31,10 +31,6 @@ SCALED = [p for p in PAIRS if p[3]]
 HOST_BOUND_SEQUENTIAL = "sequential offload's step is host-bound: 3.7-5.5 s for the same run at 1024x1024 on three H100s"
 NF4_SMALL = "NF4 at small sizes is host-bound: 0.109-0.143 s at 768x768 on three H200s"
 GROUP_LEAF = "group-leaf offload's step follows host-to-GPU transfers: 0.52-0.96 s for the same run on the H200"
-COMPILED_ONE_SIZE = ("the H200's compile was measured at 1024x1024 only, and compile's gain is larger at smaller sizes "
-                     "(bf16 on an H100: x0.62 of eager at 512x512, x0.75 at 1024x1024)")
-COMPILED_SLOW_HOST = ("NF4's compiled step at 768x768 is interpolated from its 512x512 point, measured on the session-6 "
-                      "H100 whose host was slow (a bare 512x512 bf16 step 0.114 s there, 0.059 s on session 5's)")
 KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, height, batch): cause}
     ("h100-2026-11-22", H100, "step"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): HOST_BOUND_SEQUENTIAL},
     ("h200-2026-11-22", "NVIDIA H200", "step"): {("bnb-nf4 + T5 bf16", 768, 768, 1): NF4_SMALL,
@@ -43,9 +39,6 @@ KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, heig
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
     ("h200-2026-11-22-s5", H100, "latency"): {
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
-    ("h100-2026-11-22-s6", H100, "step"): {("bnb-nf4 + T5 bf16 + compile regional", 768, 768, 1): COMPILED_SLOW_HOST},
-    ("h200-2026-11-22-s6", "NVIDIA H200", "step"): {
-        ("bf16 + T5 bf16 + compile regional", 768, 768, 1): COMPILED_ONE_SIZE},
 }
 
 

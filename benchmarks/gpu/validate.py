@@ -43,6 +43,12 @@ CONFIGS = [
     ("bf16", "bf16", "resident", "none", False, [S1024, S768, S1536], "regional"),
     ("bnb-nf4", "bf16", "resident", "none", False, [S1024, S768], "regional"),
     ("gguf-q8_0", "bf16", "resident", "none", False, [S1024, S768], "regional"),
+    # session 7: full compile (the profile's compiled points are block-level, the stacked forward traced whole)
+    ("bf16", "bf16", "resident", "none", False, [S1024, S768], "full"),
+    ("bnb-nf4", "bf16", "resident", "none", False, [S1024], "full"),
+    # session 7: T5 in formats whose encode and weights the profile now measures per format
+    ("bf16", "bnb-int8", "resident", "none", False, [S1024, S768]),
+    ("gguf-q4_k", "fp8-layerwise", "resident", "none", False, [S1024, S768]),
 ]
 STEPS = 3
 STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's start, imports included
@@ -52,7 +58,7 @@ STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's s
 # imports: about 3 minutes. Model offload (config 3) adds about 10 s per shape moving the transformer in; its
 # 2048x2048 shape did not finish before that run's deadline.
 SETS = {"all": list(range(len(CONFIGS))), "scaling": [0, 1, 2], "resident": [0, 1], "offload": [2, 3, 7],
-        "compiled": [12, 13, 14]}
+        "compiled": [12, 13, 14], "full": [15, 16], "t5": [17, 18]}
 
 
 def select(spec: str | None) -> list[int]:
