@@ -12,7 +12,7 @@ from fluxplan.cli.main import main
 from fluxplan.cost.profile import load_profile_file
 from fluxplan.errors import Infeasible
 from fluxplan.profiling.build import merge_blocks
-from fluxplan.profiling.run import block_tasks, compile_tasks
+from fluxplan.profiling.run import block_tasks, last_tasks
 
 H100 = "NVIDIA H100 80GB HBM3"
 DOUBLE_B, SINGLE_B, REST_B = 679_500_000, 283_200_000, 230_000_000
@@ -152,13 +152,28 @@ def test_a_later_folder_keeps_an_earlier_compile_it_could_not_repeat():
     assert merged["gguf-q8_0@regional"]["ok"] and merged["bf16@regional"]["compile_s"] == 20.0
 
 
-def test_the_profiler_measures_eager_blocks_slow_loaders_last_and_compiles_in_order():
+def test_a_later_folder_that_never_reached_a_task_keeps_the_earlier_failure():
+    """A task skipped at a later run's deadline measured nothing: the earlier run's timeout and failure stay (the
+    fresh H100's full run of session 7 had dropped torchao's two measured timeouts from the H100 profile)."""
+    from fluxplan.profiling.blockpoints import compiled_points
+
+    earlier = _doc([_eager("bf16")], [_failed("torchao-int8wo", "timeout: past the 150 s limit per compile"),
+                                      _failed("fp8-layerwise", "Unsupported: nn.Parameter with Dynamo")])
+    later = _doc([_eager("bf16")], [_failed("torchao-int8wo", "skipped: past the deadline"),
+                                    _failed("fp8-layerwise", "timeout: past the deadline")])
+    _, measures = compiled_points(merge_blocks([earlier, later]))
+    assert {(m["format"], m["status"], m["seconds"]) for m in measures} == {
+        ("torchao-int8wo", "timeout", 150.0), ("fp8-layerwise", "fails", None)}
+
+
+def test_the_profiler_measures_eager_blocks_then_compiles_in_order_and_the_slow_loaders_at_the_very_end():
     formats = ["bf16", "quanto-int4", "gguf-q2_k", "torchao-int8wo", "gguf-q8_0"]
-    assert block_tasks(formats) == ["bf16", "gguf-q2_k", "torchao-int8wo", "gguf-q8_0", "quanto-int4"]
+    # quanto int4 quantizes on load past the per-format limit: not in the blocks stage, whose time the pipelines share
+    assert block_tasks(formats) == ["bf16", "gguf-q2_k", "torchao-int8wo", "gguf-q8_0"]
     # compile: the formats plans use most first, torchao int8 (no compile within 150 s on an H100) after them,
-    # formats COMPILE_ORDER does not name last; none of the slow-loading ones
-    assert compile_tasks(formats) == ["bf16@regional", "gguf-q8_0@regional", "torchao-int8wo@regional",
-                                      "gguf-q2_k@regional"]
+    # formats COMPILE_ORDER does not name last; then the slow-loading ones eager, with what time is left
+    assert last_tasks(formats) == ["bf16@regional", "gguf-q8_0@regional", "torchao-int8wo@regional",
+                                   "gguf-q2_k@regional", "quanto-int4"]
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,13 @@ def forward_points(doc: dict) -> list[dict]:
     return points
 
 
+def reached(row: dict) -> bool:
+    """Whether a blocks row measured something: it ran, or failed, or ran past its own time limit; not a task
+    skipped at the run's deadline or stopped by it (that says nothing about the format)."""
+    error = row.get("error", "")
+    return bool(row.get("ok")) or not (error.startswith("skipped") or error == "timeout: past the deadline")
+
+
 def compiled_points(doc: dict) -> tuple[list[dict], list[dict]]:
     """(forward points, compile measures) of blocks.json's compile tasks: a compiled format's stacked forward per
     point and its reserve; per task whether it compiled and how long the cold compile took. A task skipped at the
@@ -104,9 +111,9 @@ def compiled_points(doc: dict) -> tuple[list[dict], list[dict]]:
                   f"in {fmt}, compiled {mode} as run.placement compiles a pipeline; fluxplan.profiling.blocks")
         error = row.get("error", "")
         if not row.get("ok"):
+            if not reached(row):
+                continue
             limit = re.search(r"past the (\d+) s limit", error)
-            if error.startswith("skipped") or (error.startswith("timeout") and not limit):
-                continue  # not reached, or stopped by the run's deadline: not measured
             measures.append({"format": fmt, "mode": mode, "status": "timeout" if limit else "fails",
                              "seconds": float(limit.group(1)) if limit else None,
                              "error": error, "kind": "measured", "source": source})

@@ -70,21 +70,26 @@ POINT_KEYS = ("image_tokens", "text_tokens", "batch")
 
 
 def _median_row(rows: list[dict]) -> dict:
-    """Several successful rows of one format (or compile task) as one: the latest row, with each timed figure of
-    each point (and the compile time) the median of the rows that measured that point."""
+    """Several successful rows of one format (or compile task) as one: the latest row, with every point any of them
+    measured (a compile task run at 4096 tokens only keeps an earlier run's 1024), each timed figure of each point
+    (and the compile time) the median of the rows that measured that point."""
     out = dict(rows[-1])
     if len(rows) == 1:
         return out
     if all(isinstance(r.get("compile_s"), (int, float)) for r in rows):
         out["compile_s"] = statistics.median(r["compile_s"] for r in rows)
+    latest: dict[tuple, dict] = {}  # each point as the latest row that measured it has it, the latest row's first
+    for r in reversed(rows):
+        for q in r.get("points", []):
+            latest.setdefault(tuple(q[k] for k in POINT_KEYS), q)
     points = []
-    for p in out.get("points", []):
-        at = tuple(p[k] for k in POINT_KEYS)
+    for at, p in latest.items():
         same = [q for r in rows for q in r.get("points", []) if tuple(q[k] for k in POINT_KEYS) == at]
         merged = dict(p)
-        for k, v in p.items():
-            if k.endswith("_s") and all(isinstance(q.get(k), (int, float)) for q in same):
-                merged[k] = statistics.median(q[k] for q in same)
+        for k in p:  # over the rows that measured this figure (older folders have no stacked forward)
+            values = [q[k] for q in same if isinstance(q.get(k), (int, float))]
+            if k.endswith("_s") and values:
+                merged[k] = statistics.median(values)
         points.append(merged)
     return {**out, "points": points, "runs": len(rows)}
 
@@ -92,7 +97,8 @@ def _median_row(rows: list[dict]) -> dict:
 def merge_blocks(docs: list[dict]) -> dict:
     """blocks.json of several folders of one GPU as one: the last one's environment; per format (and per compile
     task) the median of the folders where it ran (hosts of one GPU kind differ: a 512x512 bf16 step took 0.061 s on
-    one H100 machine and 0.070 on another), or the last failure where it never did."""
+    one H100 machine and 0.070 on another), or the last failure where it never did (one it reached: a task a later
+    run skipped at its deadline says nothing)."""
     merged = {}
     for part in ("formats", "compiled"):
         ok: dict[str, list[dict]] = {}
@@ -101,8 +107,8 @@ def merge_blocks(docs: list[dict]) -> dict:
             for r in doc.get(part, []):
                 if r.get("ok"):
                     ok.setdefault(r["format"], []).append(r)
-                else:
-                    failed[r["format"]] = r
+                elif bp.reached(r) or not bp.reached(failed.get(r["format"], r)):
+                    failed[r["format"]] = r  # a task skipped at a later run's deadline keeps an earlier failure
         names = list(dict.fromkeys(r["format"] for doc in docs for r in doc.get(part, [])))
         merged[part] = [_median_row(ok[n]) if n in ok else failed[n] for n in names]
     return {**docs[-1], **merged}

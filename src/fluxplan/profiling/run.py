@@ -2,7 +2,7 @@
 results folder, printing how long each stage took:
 
 1. blocks (fluxplan.profiling.blocks): one double- and one single-stream block per format; --quick: bf16 and
-   fp8 layerwise casting; otherwise every format the doctor finds usable here (the slow-loading ones last);
+   fp8 layerwise casting; otherwise every format the doctor finds usable here but the slow-loading ones;
 2. full only: encode and decode (fluxplan.profiling.sweep --parts encode,decode): T5 and the VAE alone, and the
    CUDA context (--quick takes the context from the blocks' process, encode and decode from the reference);
 3. full only: a few whole pipelines (fluxplan.profiling.matrix, bf16 resident and under each offload mode) on
@@ -15,6 +15,8 @@ results folder, printing how long each stage took:
 5. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
    a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows. A format not reached
    keeps the catalog's compile figures, and its compatibility (an unverified one is not planned unless pinned).
+   Then the slow-loading formats' blocks (SLOW_TO_LOAD), if any time is left. Full compile (`FORMAT@full`,
+   73-119 s a format) is left to explicit `python -m fluxplan.profiling.blocks` calls.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from fluxplan.run.backends.base import TEXT_ENCODER_2, TRANSFORMER
 QUICK_FORMATS = ("bf16", "fp8-layerwise")
 CONFIRM = "bf16=none,model,group-leaf,sequential,group-block"  # pipeline rows of the full profile
 # quantized on load on the host: past a minute per block model on both GPUs measured (docs/BENCHMARKS.md
-# section 7), so measured last, where the deadline rather than the others' time pays for them
+# section 7). Measured at the very end, after the compile tasks: at the end of the blocks stage they took its last
+# 100 s of a fresh H100's full run (45 s limit, then the stage's deadline) and the pipelines had 84 s for 2 of 5
 SLOW_TO_LOAD = ("quanto-fp8", "quanto-int4")
 # Compiled at block level after the pipelines, in this order as far as the deadline allows (H100, 2026-11-22, a
 # fresh process each: bf16 compiled in 23 s, bnb-nf4 in 22, gguf-q8_0 in 16, torchao-int8wo not within 150 s;
@@ -99,8 +102,8 @@ def usable_formats(device: str = "cuda", role: str = TRANSFORMER) -> list[str]:
 
 
 def block_tasks(formats: list[str]) -> list[str]:
-    """The blocks stage's tasks in order: each format eager, the slow-loading ones last."""
-    return [f for f in formats if f not in SLOW_TO_LOAD] + [f for f in formats if f in SLOW_TO_LOAD]
+    """The blocks stage's tasks in order: each format eager but the slow-loading ones (the last stage's)."""
+    return [f for f in formats if f not in SLOW_TO_LOAD]
 
 
 def compile_tasks(formats: list[str]) -> list[str]:
@@ -108,6 +111,11 @@ def compile_tasks(formats: list[str]) -> list[str]:
     order = sorted((f for f in formats if f not in SLOW_TO_LOAD),
                    key=lambda f: COMPILE_ORDER.index(f) if f in COMPILE_ORDER else len(COMPILE_ORDER))
     return [f"{f}@regional" for f in order]
+
+
+def last_tasks(formats: list[str]) -> list[str]:
+    """The last stage's tasks: the compile tasks, then the slow-loading formats eager, as far as time allows."""
+    return compile_tasks(formats) + [f for f in formats if f in SLOW_TO_LOAD]
 
 
 def t5_tasks(formats: list[str]) -> list[str]:
@@ -157,8 +165,9 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
     # blocks get what the other stages leave them: with --quick all of it, else the pipelines' share is kept
     blocks_deadline = left() - 5 if quick else min(left() * 0.5, 320)
     blocks = [py, "-m", "fluxplan.profiling.blocks", "--out", str(out)]
-    _stage(f"blocks ({len(formats)} formats)",
-           blocks + ["--formats", ",".join(block_tasks(formats)), "--deadline", f"{blocks_deadline:.0f}",
+    eager = block_tasks(formats)
+    _stage(f"blocks ({len(eager)} formats)",
+           blocks + ["--formats", ",".join(eager), "--deadline", f"{blocks_deadline:.0f}",
                      "--limit", "30" if quick else "45"] + (["--quick"] if quick else []),
            started, timings)
     # --quick calibrates from blocks alone (the blocks' process measures the CUDA context as it starts): this stage
@@ -189,7 +198,7 @@ def measure(results: Path | None, *, quick: bool, deadline: float) -> Path:
                     "--model", str(model), "--t5-formats", ",".join(t5), "--deadline", f"{budget - T5_LAST_S:.0f}"],
                    started, timings, timeout=budget)
     if not quick and left() > 30:
-        _stage("compiled blocks", blocks + ["--append", "--formats", ",".join(compile_tasks(formats)),
+        _stage("compiled blocks", blocks + ["--append", "--formats", ",".join(last_tasks(formats)),
                                             "--deadline", f"{left() - 5:.0f}", "--limit", "45",
                                             "--compile-limit", str(COMPILE_LIMIT_S)], started, timings)
     (out / "timings.txt").write_text("\n".join(timings) + "\n")
