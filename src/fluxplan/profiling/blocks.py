@@ -235,6 +235,23 @@ def forward_of(model: Any, args: dict):
     return forward
 
 
+def load_measured(load_fn, cuda: bool) -> tuple[Any, float, int | None]:
+    """(module, seconds, bytes the allocator holds for it) of `load_fn()`; on a GPU the cache is emptied before and
+    after, so that blocks freed while quantizing are not counted (None on the CPU)."""
+    import torch
+
+    if cuda:
+        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated()
+    t0 = time.perf_counter()
+    module = load_fn()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    seconds = time.perf_counter() - t0
+    return module, seconds, (torch.cuda.memory_allocated() - before) if cuda else None
+
+
 def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points: list[tuple[int, int, int]],
                    reps: int, stack: tuple[int, int] | None = None, stacked_reps: int = STACKED_REPS) -> dict:
     """One format's row: load time, block and rest bytes, and per point the block, rest and total seconds (and
@@ -249,19 +266,10 @@ def measure_format(fmt: str, model_dir: Path, kind: str, *, device: str, points:
 
     cuda = device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
-    if cuda:
-        torch.cuda.empty_cache()
-        before = torch.cuda.memory_allocated()
-    t0 = time.perf_counter()
-    model = load(fmt, model_dir, kind, device, dtype)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-    load_s = time.perf_counter() - t0
+    model, load_s, allocated = load_measured(lambda: load(fmt, model_dir, kind, device, dtype), cuda)
     double = module_bytes(model.transformer_blocks[0])
     single = module_bytes(model.single_transformer_blocks[0])
     total = module_bytes(model)
-    allocated = torch.cuda.memory_allocated() - before if cuda else None
     scale = allocated / total if allocated else 1.0  # allocator granularity and anything the tensors hide
     row: dict[str, Any] = {
         "format": fmt, "ok": True, "device": device, "dtype": str(dtype).removeprefix("torch."), "load_s": load_s,

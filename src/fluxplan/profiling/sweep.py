@@ -167,21 +167,13 @@ def measure_t5(fmt: str, model_dir: Path, *, device: str, tokens: tuple[int, ...
     GPU). Raises whatever loading or running raises; the caller records it."""
     import torch
 
-    from fluxplan.profiling.blocks import module_bytes
+    from fluxplan.profiling.blocks import load_measured, module_bytes
 
     cuda = device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
-    if cuda:
-        torch.cuda.empty_cache()
-        before = torch.cuda.memory_allocated()
-    t0 = time.perf_counter()
-    t5 = load_t5(fmt, model_dir, device, dtype)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()  # blocks freed while quantizing would otherwise stay reserved
-    load_s = time.perf_counter() - t0
+    t5, load_s, allocated = load_measured(lambda: load_t5(fmt, model_dir, device, dtype), cuda)
     tensors = module_bytes(t5)
-    weights = torch.cuda.memory_allocated() - before if cuda else tensors
+    weights = allocated if allocated is not None else tensors
     row: dict[str, Any] = {"format": fmt, "ok": True, "device": device, "dtype": str(dtype).removeprefix("torch."),
                            "load_s": load_s, "weights_gib": weights / GIB, "tensors_gib": tensors / GIB, "points": []}
     try:
