@@ -144,16 +144,23 @@ class CostModel:
         """Forward time relative to bf16 eager, and where that factor comes from."""
         point = self._point(fmt.key, comp.value)
         if point is not None:
-            if comp is not Compile.NONE:  # compile's gain changes with the size: between two measured sizes,
-                # interpolated in log tokens (bf16 on an H100: x0.62 of eager at 512x512, x0.75 at 1024x1024)
-                pts = sorted((p for p in _forward_index(self.profile)[(fmt.key, comp.value)] if p.batch == point.batch),
-                             key=lambda p: p.image_tokens + p.text_tokens)
-                for lo, hi in zip(pts, pts[1:]):
-                    a, b = lo.image_tokens + lo.text_tokens, hi.image_tokens + hi.text_tokens
-                    if a < self.tokens < b:
-                        t = math.log(self.tokens / a) / math.log(b / a)
-                        return (self._factor(lo) * (1 - t) + self._factor(hi) * t,
-                                f"{point.kind}: {point.source}; interpolated between {a} and {b} tokens")
+            if comp is not Compile.NONE:  # compile's gain changes with the size (bf16 on an H100: x0.62 of eager
+                # at 512x512, x0.75 at 1024x1024): between two measured sizes, interpolated in log tokens
+                between = self._between(fmt.key, comp.value, point.batch)
+                if between is not None:
+                    return between[0], f"{point.kind}: {point.source}; interpolated between {between[1]} tokens"
+                # measured at one size only: the change with the size of the format's other compile mode, where
+                # that one brackets this size and was measured at the same size (full compile measured at 1024x1024
+                # alone: bf16 at 768x768 on an H100 was +13.2 %; regional's shape gives 0.075 s, measured 0.075)
+                other = Compile.FULL if comp is Compile.REGIONAL else Compile.REGIONAL
+                ref = self._between(fmt.key, other.value, point.batch)
+                same = next((p for p in _forward_index(self.profile).get((fmt.key, other.value), ())
+                             if (p.image_tokens, p.text_tokens, p.batch)
+                             == (point.image_tokens, point.text_tokens, point.batch)), None)
+                if ref is not None and same is not None:
+                    return (self._factor(point) * ref[0] / self._factor(same),
+                            f"{point.kind}: {point.source}; scaled to this size as {other.value} compile changes "
+                            f"between {ref[1]} tokens")
             return self._factor(point), f"{point.kind}: {point.source}"
         eager = self._point(fmt.key, "none")
         eager_f = self._factor(eager) if eager else fmt.speed.eager
@@ -168,6 +175,18 @@ class CostModel:
             if reg is not None and bf16.compiled:
                 return full * self._factor(reg) / bf16.compiled, f"derived: full-compile factor x bf16 regional/full ({src})"
         return full, src
+
+    def _between(self, fmt: str, comp: str, batch: int) -> tuple[float, str] | None:
+        """(factor, "A and B") interpolated in log tokens between the two measured points of this format and
+        compile mode that bracket the request's tokens; None where none do."""
+        pts = sorted((p for p in _forward_index(self.profile).get((fmt, comp), ()) if p.batch == batch),
+                     key=lambda p: p.image_tokens + p.text_tokens)
+        for lo, hi in zip(pts, pts[1:]):
+            a, b = lo.image_tokens + lo.text_tokens, hi.image_tokens + hi.text_tokens
+            if a < self.tokens < b:
+                t = math.log(self.tokens / a) / math.log(b / a)
+                return self._factor(lo) * (1 - t) + self._factor(hi) * t, f"{a} and {b}"
+        return None
 
     def _factor(self, point) -> float:
         """A forward point's seconds relative to bf16 eager (the fit) at its tokens and batch."""
