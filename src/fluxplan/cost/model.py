@@ -173,7 +173,8 @@ class CostModel:
         if comp is Compile.REGIONAL:
             reg = self._point("bf16", "regional")
             if reg is not None and bf16.compiled:
-                return full * self._factor(reg) / bf16.compiled, f"derived: full-compile factor x bf16 regional/full ({src})"
+                return (full * self._factor(reg) / bf16.compiled,
+                        f"derived: full-compile factor x bf16 regional/full ({src})")
         return full, src
 
     def _between(self, fmt: str, comp: str, batch: int) -> tuple[float, str] | None:
@@ -222,15 +223,11 @@ class CostModel:
         return self._memo(("w", fmt.key, component), self._weights, fmt, component)
 
     def _weights(self, fmt: Format, component: str) -> float:
-        if component == "transformer":
-            measured = self._measured_point(fmt)
-            if measured is not None:
-                return measured.weights_gib * self.family.transformer_params.total / find_family("dev").transformer_params.total
-            return fmt.weight_gib(self.family.transformer_params)
-        measured = self._measured_t5(fmt)
-        if measured is not None:
-            return measured.weights_gib * self.family.t5_params.total / find_family("dev").t5_params.total
-        return fmt.weight_gib(self.family.t5_params)
+        params = "transformer_params" if component == "transformer" else "t5_params"
+        measured = self._measured_point(fmt) if component == "transformer" else self._measured_t5(fmt)
+        if measured is not None:  # measured on FLUX.1-dev's shapes: scaled by this family's parameters
+            return measured.weights_gib * getattr(self.family, params).total / getattr(find_family("dev"), params).total
+        return fmt.weight_gib(getattr(self.family, params))
 
     def _measured_point(self, fmt: Format):
         """The profile's forward point holding this format's transformer weights as measured (full-size

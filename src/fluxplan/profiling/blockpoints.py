@@ -25,7 +25,7 @@ def extrapolate(rest: float, double: float, single: float, n_double: int, n_sing
     return rest + n_double * double + n_single * single
 
 
-def _number(value: object, what: str, *, positive: bool) -> float:
+def number(value: object, what: str, *, positive: bool) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{what} is {value!r}, not a finite number")
     if value < 0 or (positive and value == 0):
@@ -39,20 +39,20 @@ def check_row(row: dict) -> None:
     fmt = row.get("format", "?")
     w = row["weights_bytes"]
     for part in ("double", "single"):
-        _number(w[part], f"{fmt}: weight bytes of the {part} block", positive=True)
-    _number(w["rest"], f"{fmt}: weight bytes outside the blocks", positive=False)
+        number(w[part], f"{fmt}: weight bytes of the {part} block", positive=True)
+    number(w["rest"], f"{fmt}: weight bytes outside the blocks", positive=False)
     if not row["points"]:
         raise ValueError(f"{fmt}: no timed points")
     for p in row["points"]:
         at = f"{fmt} at {p['image_tokens']}+{p['text_tokens']} tokens x {p['batch']}"
         for key in ("double_s", "single_s"):
-            _number(p[key], f"{at}: {key}", positive=True)
-        _number(p["rest_s"], f"{at}: rest_s", positive=False)
+            number(p[key], f"{at}: {key}", positive=True)
+        number(p["rest_s"], f"{at}: rest_s", positive=False)
         for key in ("activation_gib", "reserved_gib"):
             if p.get(key) is not None:
-                _number(p[key], f"{at}: {key}", positive=False)
+                number(p[key], f"{at}: {key}", positive=False)
         if p.get("stacked_s") is not None:
-            _number(p["stacked_s"], f"{at}: stacked_s", positive=True)
+            number(p["stacked_s"], f"{at}: stacked_s", positive=True)
 
 
 def where(doc: dict) -> str:
@@ -92,6 +92,12 @@ def forward_points(doc: dict) -> list[dict]:
     return points
 
 
+def error_line(e: BaseException) -> str:
+    """A measurement that failed, as its row records it: the exception's type and the first line of its message."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+
+
 def reached(row: dict) -> bool:
     """Whether a blocks row measured something: it ran, or failed, or ran past its own time limit; not a task
     skipped at the run's deadline or stopped by it (that says nothing about the format)."""
@@ -124,12 +130,12 @@ def compiled_points(doc: dict) -> tuple[list[dict], list[dict]]:
             at = f"{row['format']} at {p['image_tokens']}+{p['text_tokens']} tokens x {p['batch']}"
             points.append({"format": fmt, "compile": mode, "image_tokens": p["image_tokens"],
                            "text_tokens": p["text_tokens"], "batch": p["batch"],
-                           "seconds": _number(p["stacked_s"], f"{at}: stacked_s", positive=True),
+                           "seconds": number(p["stacked_s"], f"{at}: stacked_s", positive=True),
                            "activation_gib": (None if p.get("reserved_gib") is None else
-                                              _number(p["reserved_gib"], f"{at}: reserved_gib", positive=False)),
+                                              number(p["reserved_gib"], f"{at}: reserved_gib", positive=False)),
                            "kind": "measured", "source": source})
         measures.append({"format": fmt, "mode": mode, "status": "ok",
-                         "seconds": _number(row["compile_s"], f"{row['format']}: compile_s", positive=False),
+                         "seconds": number(row["compile_s"], f"{row['format']}: compile_s", positive=False),
                          "kind": "measured", "source": source})
     return points, measures
 

@@ -20,9 +20,9 @@ A task `FORMAT@regional` measures the format under regional compile, the way run
 (`compile_repeated_blocks(fullgraph=True)`: one compiled graph per block class, the work of the full model's
 regional compile); `FORMAT@full` under full compile (`transformer.compile()`: Dynamo traces the stacked forward,
 19 + 38 block calls, as it traces the full model's): the first stacked forward (the compile, timed cold: Dynamo
-reset, Inductor's caches off),
-then the stacked forward at COMPILE_POINTS as above, with its reserve. A compile that fails is a row with its
-error; one past its time limit a row saying so. These rows go to `compiled` in blocks.json.
+reset, Inductor's caches off), then the stacked forward at COMPILE_POINTS as above, with its reserve. A compile
+that fails is a row with its error; one past its time limit a row saying so. These rows go to `compiled` in
+blocks.json.
 
     python -m fluxplan.profiling.blocks --out DIR [--formats bf16,fp8-layerwise,bf16@regional] [--quick]
 
@@ -46,7 +46,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from fluxplan.profiling.blockpoints import extrapolate  # noqa: F401  (re-exported)
+from fluxplan.profiling.blockpoints import error_line, extrapolate  # noqa: F401  (extrapolate: re-exported)
 
 GIB = 1024**3
 # (image tokens, text tokens, batch): 512, 768, 1024 and 1536 px squares at 512 text tokens, one shorter prompt,
@@ -420,11 +420,11 @@ def child(formats: list[str], out: Path, kind: str, device: str, quick: bool,
                                      points=TINY_POINTS if kind == "tiny" else POINTS,
                                      reps=QUICK_REPS if quick else REPS, stacked_reps=stacked_reps)
             else:
+                points = compile_points or (TINY_COMPILE_POINTS if kind == "tiny" else COMPILE_POINTS)
                 row = measure_compiled(fmt, mode, model_dir, kind, device=device, stacked_reps=stacked_reps,
-                                       points=compile_points or (TINY_COMPILE_POINTS if kind == "tiny" else COMPILE_POINTS))
+                                       points=points)
         except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
-            text = str(e).strip()
-            row = {"format": task, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
+            row = {"format": task, "ok": False, "error": error_line(e)}
             if mode is not None:
                 row.update(base=fmt, compile=mode)
             gc.collect()
@@ -472,8 +472,9 @@ def _state(rows: list[dict]) -> tuple[set[str], str | None]:
 def parent(formats: list[str], out: Path, *, kind: str, device: str, quick: bool, limit: float,
            deadline: float, compile_limit: float | None = None, append: bool = False,
            compile_tokens: list[int] | None = None) -> Path:
-    """Measure `formats` (and `FORMAT@regional` / `FORMAT@full` tasks) in child processes (restarted after a crash or a task past
-    its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds have passed;
+    """Measure `formats` (and `FORMAT@regional` / `FORMAT@full` tasks) in child processes (restarted after a crash
+    or a task past its limit: `limit` seconds, `compile_limit` for a compile task) until done or `deadline` seconds
+    have passed;
     write OUT/blocks.json (`append`: beside the rows OUT/blocks.jsonl already holds). Each compile task runs in a
     process of its own, as a user's first compile does: on an H100 bf16's took over 75 s in a process that had
     loaded every backend before, 23 s in a fresh one."""

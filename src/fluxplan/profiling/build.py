@@ -6,9 +6,9 @@ A results folder holds any of: blocks.json (block-level measurements per format)
 decode, the CUDA context; bf16 forward points of a full-size transformer in older folders) and matrix.jsonl
 (whole pipelines per format x offload). It needs blocks.json, or sweep.json and matrix.jsonl. Several folders
 of one GPU make one profile: each format's blocks (and each compile task) the median of the folders that measured
-it, each part of the sweep from the last folder that measured it, the pipeline rows of all; where a format ran in the same offload and compile mode more than once, each of its figures is the median
-of those runs (offload steps of one configuration spread by up to 1.85x between runs: docs/ACCURACY.md).
-Folders of different GPUs are refused.
+it, each part of the sweep from the last folder that measured it, the pipeline rows of all; where a format ran in
+the same offload and compile mode more than once, each of its figures is the median of those runs (offload steps
+of one configuration spread by up to 1.85x between runs: docs/ACCURACY.md). Folders of different GPUs are refused.
 Memory figures are the NVML view: what the caching allocator reserves (plus the CUDA context, kept apart).
 - forward points: every format blocks.json measured, at several token counts and batches, extrapolated from
   one block of each kind to the full model (profiling.blockpoints); full-model sweep points; every format at
@@ -257,14 +257,14 @@ def t5_points(rows: list[dict], where: str) -> list[dict]:
         if not r.get("ok"):
             continue
         fmt = r["format"]
-        weights = bp._number(r.get("weights_gib"), f"T5 {fmt}: weights_gib", positive=True)
+        weights = bp.number(r.get("weights_gib"), f"T5 {fmt}: weights_gib", positive=True)
         for p in r.get("points", []):
             tokens = p.get("text_tokens")
             if not isinstance(tokens, int) or tokens <= 0:
                 raise ValueError(f"T5 {fmt}: text_tokens is {tokens!r}, not a positive integer")
             points[fmt, tokens] = {
                 "format": fmt, "text_tokens": tokens,
-                "seconds": bp._number(p.get("seconds"), f"T5 {fmt} at {tokens} text tokens: seconds", positive=True),
+                "seconds": bp.number(p.get("seconds"), f"T5 {fmt} at {tokens} text tokens: seconds", positive=True),
                 "weights_gib": weights, "kind": "measured",
                 "source": f"{where}; fluxplan.profiling.sweep (T5 in {fmt} loaded from the synthetic checkpoint "
                           f"through its backend), {r['folder']}"}

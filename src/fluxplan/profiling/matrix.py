@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from fluxplan.profiling.blockpoints import error_line
+
 ALL_OFFLOADS = ["none", "model", "group-block", "group-leaf", "sequential"]
 NON_GGUF = ["bf16", "fp8-layerwise", "torchao-int8wo", "torchao-fp8wo", "torchao-fp8dq", "torchao-int4wo",
             "bnb-nf4", "bnb-fp4", "bnb-int8", "quanto-int8", "quanto-int4", "quanto-fp8"]
@@ -84,7 +86,7 @@ def child(fmt: str, offloads: list[str], model: Path, out: Path, device: str = "
                        peak_reserved_gib=m.peak_reserved_gib, peak_allocated_gib=m.peak_allocated_gib,
                        phase_peak_reserved_gib=m.phase_peak_reserved_gib, context_gib=m.context_gib)
         except Exception as e:  # a failing combination is a result: record it and go on
-            row.update(ok=False, error=f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300])
+            row.update(ok=False, error=error_line(e))
         row["wall_s"] = time.perf_counter() - t0
         with open(out / "matrix.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")

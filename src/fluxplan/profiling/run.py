@@ -45,8 +45,9 @@ COMPILE_LIMIT_S = 90  # one compile task: load, the cold compile, the timed forw
 COMPILE_RESERVE_S = 60  # the pipelines stop this long before the deadline, so that bf16 at least is compiled
 # T5 in the other formats, after the pipelines (which stop this much earlier still): one process for all of them,
 # its start (CUDA, imports) included; no format begins in its last T5_LAST_S, and the process is stopped at the end
-# of it (the rows measured by then are kept). On an H100 the process took 41 s for bf16 and four formats (torchao int8 12 s of it, quantizing on load); quanto
-# int8 took 104 s to load T5 on an H200, more than the stage has: it is left out (measured by calling the sweep).
+# of it (the rows measured by then are kept). On an H100 the process took 41 s for bf16 and four formats (torchao
+# int8 12 s of it, quantizing on load); quanto int8 took 104 s to load T5 on an H200, more than the stage has: it
+# is left out (measured by calling the sweep).
 T5_FORMATS_S, T5_MIN_S, T5_LAST_S = 45, 20, 10
 T5_ORDER = ("fp8-layerwise", "bnb-nf4", "bnb-int8", "torchao-int8wo")
 T5_SLOW = ("quanto-int8",)

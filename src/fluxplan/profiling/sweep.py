@@ -32,6 +32,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
+from fluxplan.profiling.blockpoints import error_line
+
 GIB = 1024**3
 PARTS = ("forward", "decode", "encode", "t5formats")
 T5_TOKENS = (256, 512)
@@ -213,8 +215,7 @@ def encode_formats(model_dir: Path, formats: list[str], *, device: str, deadline
         try:
             row = measure_t5(fmt, model_dir, device=device)
         except Exception as e:  # noqa: BLE001  (a format that cannot load or run here is a result: record it)
-            text = str(e).strip()
-            row = {"format": fmt, "ok": False, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"[:300]}
+            row = {"format": fmt, "ok": False, "error": error_line(e)}
             gc.collect()
             if device.startswith("cuda"):
                 import torch
