@@ -146,6 +146,25 @@ def test_plan_json_round_trip_and_contract():
     assert all("reason" in r and r["reason"] for r in c["rejected"])
 
 
+@pytest.mark.parametrize("offload", list(Offload))
+@pytest.mark.parametrize("res", ["768x768", "2048x2048"])
+def test_each_offload_modes_memory_breakdown_adds_up_with_no_negative_part(offload, res):
+    # sequential offload's decode phase reserves a share of the resident one: its parts once showed the whole
+    # VAE decode and a negative "context + allocator" row
+    b = plan("h100", offload=offload.value, resolution=res).estimate.memory
+    parts = [*b.weights_gib.model_dump().values(), b.denoise_activations_gib, b.vae_decode_gib, b.overhead_gib]
+    assert min(parts) >= 0
+    assert sum(parts) == pytest.approx(plan("h100", offload=offload.value, resolution=res).estimate.peak_vram_gib,
+                                       abs=0.01)
+
+
+@pytest.mark.parametrize("compile_", ["none", "regional"])
+def test_a_measured_figures_source_names_its_kind_once(compile_):
+    sources = plan("h100", compile=compile_).contract()["estimate"]["sources"]
+    for name, s in sources.items():
+        assert not s["source"].startswith(f"{s['kind']}: {s['kind']}:"), (name, s["source"])
+
+
 def test_explain_text_names_the_plan_and_a_rejection_in_plain_words():
     text = plan("4090", ram=64).explain()
     assert "Plan: bf16" in text

@@ -68,6 +68,11 @@ def _forward_index(profile: Profile) -> dict[tuple[str, str], tuple]:
     return hit[1]
 
 
+def _said(point) -> str:
+    """A point's provenance as one string: its source, which names its kind first (the profiles' do)."""
+    return point.source if point.source.startswith(point.kind) else f"{point.kind}: {point.source}"
+
+
 @dataclass(slots=True)
 class Terms:
     """Every number an estimate is made of; `Estimate` and the solver's fast path both read these."""
@@ -148,7 +153,7 @@ class CostModel:
                 # at 512x512, x0.75 at 1024x1024): between two measured sizes, interpolated in log tokens
                 between = self._between(fmt.key, comp.value, point.batch)
                 if between is not None:
-                    return between[0], f"{point.kind}: {point.source}; interpolated between {between[1]} tokens"
+                    return between[0], f"{_said(point)}; interpolated between {between[1]} tokens"
                 # measured at one size only: the change with the size of the format's other compile mode, where
                 # that one brackets this size and was measured at the same size (full compile measured at 1024x1024
                 # alone: bf16 at 768x768 on an H100 was +13.2 %; regional's shape gives 0.075 s, measured 0.075)
@@ -159,12 +164,12 @@ class CostModel:
                              == (point.image_tokens, point.text_tokens, point.batch)), None)
                 if ref is not None and same is not None:
                     return (self._factor(point) * ref[0] / self._factor(same),
-                            f"{point.kind}: {point.source}; scaled to this size as {other.value} compile changes "
+                            f"{_said(point)}; scaled to this size as {other.value} compile changes "
                             f"between {ref[1]} tokens")
-            return self._factor(point), f"{point.kind}: {point.source}"
+            return self._factor(point), _said(point)
         eager = self._point(fmt.key, "none")
         eager_f = self._factor(eager) if eager else fmt.speed.eager
-        src = f"{eager.kind}: {eager.source}" if eager else fmt.speed.source
+        src = _said(eager) if eager else fmt.speed.source
         if comp is Compile.NONE:
             return eager_f, src
         bf16 = self.catalog.formats["bf16"].speed
@@ -362,6 +367,8 @@ class CostModel:
             p, _ = memo(("opt", off, tf_key), self.offload_point, off, tf)
             enc_s += p.extra_seconds * (w_t5 + w_clip) / p.moved_gib * self.pcie_scale
             phases = (res + enc_act, res + act, (res + act_dec + reserve) * SEQUENTIAL_DECODE_SHARE)
+            # the breakdown shows the decode phase's parts as that phase counts them (resident: nothing here)
+            act_dec, reserve = act_dec * SEQUENTIAL_DECODE_SHARE, reserve * SEQUENTIAL_DECODE_SHARE
             on = ((0.0, res, 0.0, 0.0), (res, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, res))
             host += w_tf + w_t5 + w_clip + w_vae
         else:
