@@ -49,6 +49,11 @@ CONFIGS = [
     # session 7: T5 in formats whose encode and weights the profile now measures per format
     ("bf16", "bnb-int8", "resident", "none", False, [S1024, S768]),
     ("gguf-q4_k", "fp8-layerwise", "resident", "none", False, [S1024, S768]),
+    # session 8: quantized transformers offloaded (the profile's offload transfers are measured with bf16 and
+    # scaled by the weights' bytes for other formats)
+    ("bnb-nf4", "bf16", "resident", "group-block", False, [S1024, S1536]),
+    ("gguf-q8_0", "bf16", "offload", "model", False, [S1024, S768]),
+    ("torchao-int8wo", "bf16", "free", "group-leaf", False, [S768, S1024]),
 ]
 STEPS = 3
 STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's start, imports included
@@ -58,7 +63,7 @@ STARTED = time.monotonic()  # rows' elapsed_s counts from here: this process's s
 # imports: about 3 minutes. Model offload (config 3) adds about 10 s per shape moving the transformer in; its
 # 2048x2048 shape did not finish before that run's deadline.
 SETS = {"all": list(range(len(CONFIGS))), "scaling": [0, 1, 2], "resident": [0, 1], "offload": [2, 3, 7],
-        "compiled": [12, 13, 14], "full": [15, 16], "t5": [17, 18]}
+        "compiled": [12, 13, 14], "full": [15, 16], "t5": [17, 18], "qoffload": [19, 20, 21]}
 
 
 def select(spec: str | None) -> list[int]:

@@ -1,0 +1,12 @@
+# session 8, H100: the GGUF k-quants not yet compiled on an H100 (Q2_K, Q3_K, Q5_K, Q6_K), compiled regionally at block level,
+# each in a process of its own; then the synthetic model and the held-out runs of quantized transformers under
+# offload (validate.py's set "qoffload": NF4 group-block, Q8_0 model offload, torchao int8 group-leaf).
+source benchmarks/gpu/setup.sh
+mkdir -p .devcache/s8
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > $OUT/gpu.txt
+python3 -m fluxplan.profiling.blocks --out .devcache/s8/comp --deadline ${D1:-230} --compile-limit 70 --formats gguf-q6_k@regional,gguf-q5_k@regional,gguf-q3_k@regional,gguf-q2_k@regional 2>&1 | grep "^{\|Error" | cut -c1-300
+mkdir -p $OUT/comp; cp .devcache/s8/comp/* $OUT/comp/
+echo "comp done at $SECONDS s"
+t=$SECONDS; python3 -c "from fluxplan.run.synth import ensure_synthetic; ensure_synthetic('dev', device='cuda')" 2>/dev/null; echo "synth $((SECONDS-t)) s"
+python3 benchmarks/gpu/validate.py --model .devcache/synthetic/dev-s0 --out $OUT --configs qoffload --deadline $((575-SECONDS)) 2>&1 | tail -4 | cut -c1-300
+echo "done at $SECONDS s"
