@@ -215,3 +215,14 @@ def test_a_compile_task_times_the_cold_compile_and_records_a_failing_one(block_m
     assert not fp8["ok"] and "Dynamo" in fp8["error"] and fp8["base"] == "fp8-layerwise"
     full = rows["bf16@full"]  # the whole stacked forward traced and compiled: a compile task of its own
     assert full["ok"] and full["compile"] == "full" and full["compile_s"] > 50 * full["points"][0]["stacked_s"]
+
+
+@pytest.mark.parametrize("args", [["--formats", "bf16@sideways"], ["--compile-tokens", "4k"]])
+def test_the_block_profilers_mistyped_task_is_a_usage_error_before_anything_is_written(args, tmp_path, capsys):
+    from fluxplan.profiling.blocks import main as blocks_main
+
+    with pytest.raises(SystemExit) as e:
+        blocks_main(["--out", str(tmp_path / "out"), *args])
+    assert e.value.code == 2
+    assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

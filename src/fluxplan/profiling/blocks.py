@@ -566,7 +566,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args(argv)
     formats = [f for f in args.formats.split(",") if f]
-    tokens = [int(t) for t in args.compile_tokens.split(",")] if args.compile_tokens else None
+    try:
+        for task in formats:
+            split_task(task)
+        tokens = [int(t) for t in args.compile_tokens.split(",")] if args.compile_tokens else None
+    except ValueError as e:  # a mistyped compile mode or token count: argparse's one line and exit code 2
+        ap.error(str(e))
     if args.child:
         child(formats, Path(args.out), args.kind, args.device, args.quick,
               [(t, 512, 1) for t in tokens] if tokens else None)
