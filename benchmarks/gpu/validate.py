@@ -175,10 +175,13 @@ def main() -> None:
             print(f"deadline: stopping before config {i}", flush=True)
             break
         try:
-            subprocess.run([sys.executable, __file__, "--child", str(i), "--model", args.model, "--out", args.out]
-                           + ([] if args.warmup else ["--no-warmup"]), timeout=left)
+            code = subprocess.run([sys.executable, __file__, "--child", str(i), "--model", args.model, "--out",
+                                   args.out] + ([] if args.warmup else ["--no-warmup"]), timeout=left).returncode
         except subprocess.TimeoutExpired:
             _write(Path(args.out), {"config": i, "ok": False, "error": "timeout"})
+            continue
+        if code != 0:  # the child died before writing its own failure (session 8: NF4 under group-block left none)
+            _write(Path(args.out), {"config": i, "ok": False, "error": f"process ended with {code}"})
 
 
 if __name__ == "__main__":
