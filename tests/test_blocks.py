@@ -97,7 +97,9 @@ def test_a_blocks_only_folder_makes_a_profile_the_planner_uses(tmp_path, capsys)
     prof = load_profile_file(out)
     assert prof.gpu == H100
     assert {p.format for p in prof.forward} >= {"bf16", "fp8-layerwise"}
-    assert all(p.kind == "measured" for p in prof.forward if p.compile == "none")
+    mine = ("bf16", "fp8-layerwise")
+    assert all(p.kind == "measured" for p in prof.forward if p.format in mine and p.compile == "none")
+    assert all(p.kind == "derived" for p in prof.forward if p.format not in mine)  # the bundled profile's formats
     # what blocks cannot show comes from the bundled profile, labelled as derived
     assert {o.mode for o in prof.offload} == set(bp.OFFLOAD_MODES)
     assert all(o.kind == "derived" for o in prof.offload)

@@ -60,16 +60,30 @@ def profile(tmp_path, capsys):
                 _failed("fp8-layerwise", "Unsupported: Attempted to use `torch.nn.Parameter()` constructor with Dynamo"),
                 _failed("torchao-int8wo", "timeout: past the 75 s limit per compile"),
                 _failed("bnb-nf4", "skipped: past the deadline"),
-                _compiled("gguf-q8_0", 140.0, 0.15, mode="full"), _compiled("bf16", 80.0, 0.12, mode="full", sizes=1)])
+                _compiled("gguf-q8_0", 140.0, 0.15, mode="full"), _compiled("bf16", 80.0, 0.12, mode="full", sizes=1),
+                _compiled("quanto-int8", 25.0, 0.17, sizes=1)])
     (d / "blocks.json").write_text(json.dumps(doc))
     out = tmp_path / "p.json"
     assert main(["profile", "--from-results", str(d), "--out", str(out)]) == 0
     return load_profile_file(out)
 
 
+@pytest.fixture()
+def measured(profile, tmp_path):
+    """The profile as measured: without what the build took from the bundled (reference) profile for the formats
+    and compile modes these blocks did not measure."""
+    raw = json.loads((tmp_path / "p.json").read_text())
+    for part in ("forward", "compile"):
+        raw[part] = [p for p in raw[part] if p["kind"] == "measured"]
+    (tmp_path / "measured.json").write_text(json.dumps(raw))
+    return load_profile_file(tmp_path / "measured.json")
+
+
 def test_a_profile_carries_each_measured_compile_and_not_the_ones_never_reached(profile):
-    got = {c.format: c for c in profile.compile if c.mode == "regional"}
-    assert set(got) == {"bf16", "gguf-q8_0", "fp8-layerwise", "torchao-int8wo"}  # bnb-nf4 was never reached
+    got = {c.format: c for c in profile.compile if c.mode == "regional" and c.kind == "measured"}
+    assert set(got) == {"bf16", "gguf-q8_0", "fp8-layerwise", "torchao-int8wo", "quanto-int8"}  # not bnb-nf4: never reached
+    nf4 = profile.compiled("bnb-nf4", "regional")  # what the bundled profile measured stands in, and says so
+    assert nf4.kind == "derived" and nf4.source.startswith("derived: NVIDIA H100 80GB HBM3's point (measured)")
     assert (got["bf16"].status, got["bf16"].seconds) == ("ok", 21.0)
     assert got["fp8-layerwise"].status == "fails" and "Parameter" in got["fp8-layerwise"].error
     assert got["torchao-int8wo"].status == "timeout" and got["torchao-int8wo"].seconds == 75.0  # at least
@@ -113,6 +127,43 @@ def test_a_compile_mode_measured_at_one_size_changes_with_the_size_as_the_other_
     p = fluxplan.plan(H100, transformer="bf16", compile="full", offload="none", resolution="768x768",
                       text_tokens=512, profiles=[profile])
     assert "as regional compile changes between 1536 and 4608 tokens" in p.estimate.sources["denoise_step"].source
+
+
+def test_a_format_compiled_nowhere_here_steps_and_compiles_as_its_compiled_siblings(measured):
+    """GGUF Q4_K has no compiled point in this profile, Q8_0 (the same backend, computing in bf16) has: Q4_K's
+    compiled step is Q8_0's (measured on an H200: every GGUF type compiled regionally at 0.140-0.170 s, eager
+    0.242-0.500 s), not its eager factor times bf16's compile gain; its cold compile is Q8_0's."""
+    def plan(fmt, comp):
+        return fluxplan.plan(H100, transformer=fmt, compile=comp, offload="none", resolution="1024x1024",
+                             text_tokens=512, profiles=[measured])
+    q4k, q8 = plan("gguf-q4_k", "regional"), plan("gguf-q8_0", "regional")
+    assert q4k.estimate.latency.denoise_step_s == pytest.approx(q8.estimate.latency.denoise_step_s)
+    assert q4k.estimate.latency.denoise_step_s < 0.5 * plan("gguf-q4_k", "none").estimate.latency.denoise_step_s
+    src = q4k.estimate.sources
+    assert src["denoise_step"].kind == "derived" and "gguf-q8_0" in src["denoise_step"].source
+    assert (q4k.estimate.latency.one_off_s - plan("gguf-q4_k", "none").estimate.latency.one_off_s
+            == pytest.approx(33.0))
+    assert src["compile"].kind == "derived" and "gguf-q8_0" in src["compile"].source
+
+
+def test_a_format_whose_backend_compiled_nothing_here_keeps_the_catalogs_compile_gain(measured):
+    p = fluxplan.plan(H100, transformer="torchao-fp8wo", compile="regional", offload="none", resolution="1024x1024",
+                      text_tokens=512, profiles=[measured])  # torchao-int8wo's compile timed out: nothing compiled
+    src = p.estimate.sources["denoise_step"].source
+    assert src.startswith("derived: full-compile factor") and "published" in src  # the catalog's compiled factor
+
+
+def test_a_format_compiled_in_one_mode_steps_in_the_other_as_bf16_changes_between_them(measured):
+    """quanto int8 compiled regionally alone (0.17 s), bf16 both ways (0.13 regional, 0.12 full): quanto int8
+    compiled fully is 0.17 x 0.12 / 0.13, and quanto fp8 (its sibling, compiled nowhere) the same."""
+    def step(fmt, mode):
+        p = fluxplan.plan(H100, transformer=fmt, compile=mode, offload="none", resolution="1024x1024",
+                          text_tokens=512, profiles=[measured])
+        return p.estimate.latency.denoise_step_s, p.estimate.sources["denoise_step"].source
+    full, src = step("quanto-int8", "full")
+    assert full == pytest.approx(0.17 * 0.12 / 0.13) and "its regional-compiled step" in src
+    assert step("quanto-fp8", "full")[0] == pytest.approx(full)
+    assert step("quanto-fp8", "regional")[0] == pytest.approx(0.17)
 
 
 def test_a_compile_measured_ok_is_planned_where_the_catalog_had_it_unverified(profile):
@@ -226,3 +277,51 @@ def test_the_block_profilers_mistyped_task_is_a_usage_error_before_anything_is_w
     assert e.value.code == 2
     assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_formats_and_compile_modes_not_measured_here_take_the_references_ratio_to_bf16(tmp_path):
+    """--quick measures bf16 and fp8 layerwise casting alone, and the full run compiles what its deadline reaches:
+    every other format and compile mode the bundled profile measured is carried over as its ratio to that profile's
+    bf16 at the same tokens and mode, times bf16 here (bf16's eager ratio where bf16 was not compiled here),
+    labelled derived; what was measured here is kept as measured."""
+    d = tmp_path / "quick"
+    d.mkdir()
+    (d / "blocks.json").write_text(json.dumps(_doc([_eager("bf16", 0.9), _eager("gguf-q8_0", 1.3)],
+                                                   [_compiled("bf16", 20.0, 0.11, sizes=1)])))
+    out = tmp_path / "p.json"
+    assert main(["profile", "--from-results", str(d), "--out", str(out)]) == 0
+    from fluxplan.cost.profile import profile_dirs
+
+    bundled = [json.loads(p.read_text()) for f in profile_dirs(include_local=False) for p in sorted(f.glob("*.json"))]
+    refs = {r["gpu"]: r for r in bundled}
+    got = json.loads(out.read_text())
+    mine = {(p["format"], p["compile"]) for p in got["forward"] if p["kind"] == "measured"}
+    assert mine == {("bf16", "none"), ("gguf-q8_0", "none"), ("bf16", "regional")}
+
+    def bf16(points, mode, tokens):
+        return next(p["seconds"] for p in points if p["format"] == "bf16" and p["compile"] == mode
+                    and p["kind"] == "measured" and (p["image_tokens"], p["text_tokens"], p["batch"]) == tokens)
+    derived = [p for p in got["forward"] if p["kind"] == "derived"]
+    assert {p["format"] for p in derived} >= {"bnb-nf4", "torchao-int8wo", "gguf-q4_0"}
+    assert not any((p["format"], p["compile"]) in mine for p in derived)
+    checked = 0
+    for p in derived:  # from the first bundled profile that measured the format and mode (sorted by name)
+        ref = refs[p["source"].removeprefix("derived: ").split("'s point")[0]]
+        assert ref is next(r for r in bundled if any(q["kind"] == "measured" and (q["format"], q["compile"]) ==
+                                                     (p["format"], p["compile"]) for q in r["forward"]))
+        tokens = (p["image_tokens"], p["text_tokens"], p["batch"])
+        there = next(q for q in ref["forward"] if q["kind"] == "measured" and (q["format"], q["compile"]) ==
+                     (p["format"], p["compile"]) and (q["image_tokens"], q["text_tokens"], q["batch"]) == tokens)
+        mode = p["compile"] if (p["compile"], tokens) == ("regional", (4096, 512, 1)) else "none"
+        assert p["seconds"] == pytest.approx(there["seconds"] * bf16(got["forward"], mode, tokens)
+                                             / bf16(ref["forward"], mode, tokens))
+        checked += 1
+    assert checked == len(derived) > 20
+    carried = {(c["format"], c["mode"]): c for c in got["compile"] if c["kind"] == "derived"}
+    assert carried[("fp8-layerwise", "regional")]["status"] == "fails"
+    assert "derived from NVIDIA H100 80GB HBM3" in got["provenance"]["summary"]
+    with pytest.raises(Infeasible) as e:  # whether a format compiles, as the reference measured it, says so
+        fluxplan.plan(H100, transformer="fp8-layerwise", compile="regional", offload="none",
+                      profiles=[load_profile_file(out)])
+    assert "derived: NVIDIA H100 80GB HBM3's point (measured)" in str(e.value) + " ".join(
+        str(b) for b in e.value.binding)

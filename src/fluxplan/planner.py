@@ -136,7 +136,9 @@ class PlanningProvider:
         if axis == "compile":  # what the profile's machine measured wins over the catalog (a timeout does not)
             measured = self.cost.profile.compiled(key, value.value)
             if measured is not None and measured.status != "timeout":
-                why = f"{measured.error} (measured on {self.cost.profile.gpu})" if measured.status == "fails" else ""
+                on = (f"measured on {self.cost.profile.gpu}" if measured.kind == "measured"
+                      else measured.source.split(";")[0])  # derived: the reference GPU's measurement
+                why = f"{measured.error} ({on})" if measured.status == "fails" else ""
                 status = Compat(status=measured.status, reason=why, source=measured.source)
         if status.status == "fails":
             return Rejection(constraint=Constraint.INCOMPATIBLE,

@@ -23,7 +23,7 @@ def profile(
 
     Every format the doctor finds usable is measured at the block level: one double-stream and one single-stream block at several token counts and batches, loaded through the same backends as `fluxplan auto`, their forward with the blocks called as often as the full model's 19 + 38. T5 encode, VAE decode and the CUDA context are measured alone; then a few whole bf16 pipelines (resident and under each offload mode) confirm the blocks and measure offload transfers and the allocator's carry-over; then T5 in every other usable format, loaded from the synthetic checkpoint (its weights and encode time; at most 45 s); with the time left, formats are compiled regionally at block level, one process each (whether each compiles, its cold compile time, its compiled step).
 
-    Each stage's time is printed. The profile (fitted, validated, written atomically) is what the planner then uses first for this GPU.
+    Each stage's time is printed. A format or compile mode the run did not reach takes its step relative to bf16's, and whether it compiles, from the profile it replaces or a bundled one that measured it (labelled derived). The profile (fitted, validated, written atomically) is what the planner then uses first for this GPU.
     """
     from fluxplan.profiling.build import build_from_results, check_folders
     from fluxplan.profiling.run import measure, profile_path

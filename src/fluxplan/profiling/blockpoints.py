@@ -157,17 +157,18 @@ def merge(block_points: list[dict], pipeline_points: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------- the reference profile
 
 
-def reference(seed: dict) -> dict:
-    """The profile standing in for what was not measured: the one being replaced if it is whole, else the
-    bundled measured profile."""
-    if all(k in seed for k in ("gpu", "offload", "memory", "encode", "decode")):
-        return seed
+def references(seed: dict) -> list[dict]:
+    """The profiles standing in for what was not measured, in order: the one being replaced if it is whole, then
+    the bundled measured profiles. The first stands in for what blocks cannot show (offload, decode carry-over);
+    a format's step and compile come from the first that measured them."""
     from fluxplan.cost.profile import profile_dirs
 
-    for d in profile_dirs(include_local=False):
-        for path in sorted(d.glob("*.json")):
-            return json.loads(path.read_text())
-    raise ValueError("no reference profile for what blocks cannot measure (offload, decode carry-over)")
+    whole = all(k in seed for k in ("gpu", "offload", "memory", "encode", "decode"))
+    refs = ([seed] if whole else []) + [json.loads(path.read_text()) for d in profile_dirs(include_local=False)
+                                        for path in sorted(d.glob("*.json"))]
+    if not refs:
+        raise ValueError("no reference profile for what blocks cannot measure (offload, decode carry-over)")
+    return refs
 
 
 def scales(ref_gpu: str, gpu: str) -> tuple[float, float]:
@@ -180,9 +181,69 @@ def scales(ref_gpu: str, gpu: str) -> tuple[float, float]:
     return a.bf16_tflops / b.bf16_tflops, a.pcie_gbs / b.pcie_gbs
 
 
-def derived(point: dict, ref_gpu: str, what: str, **changes: float) -> dict:
-    return {**point, **changes, "kind": "derived",
-            "source": f"derived: {ref_gpu}'s point ({point['kind']}) {what}; blocks cannot show this"}
+def derived(point: dict, ref_gpu: str, what: str, why: str = "blocks cannot show this", **changes: float) -> dict:
+    return {**point, **changes, "kind": "derived", "source": f"derived: {ref_gpu}'s point ({point['kind']}) {what}; {why}"}
+
+
+def _bf16_steps(points: list[dict]) -> dict[tuple, float]:
+    steps: dict[tuple, float] = {}
+    for p in points:  # the first of a key: a pipeline's point comes before the blocks' (merge)
+        if p["format"] == "bf16" and p["kind"] == "measured":
+            steps.setdefault((p["compile"], p["image_tokens"], p["text_tokens"], p.get("batch", 1)), p["seconds"])
+    return steps
+
+
+def forward_from_references(refs: list[dict], gpu: str, forward: list[dict], used: set[str]) -> list[dict]:
+    """forward_from_reference of each reference in turn, a format and compile mode from the first that has it;
+    the GPUs of the references taken from are added to `used`."""
+    out: list[dict] = []
+    for ref in refs:
+        taken = forward_from_reference(ref, gpu, forward + out)
+        out += taken
+        used.update([ref["gpu"]] if taken else [])
+    return out
+
+
+def forward_from_reference(ref: dict, gpu: str, forward: list[dict]) -> list[dict]:
+    """The reference's measured forward points of each format and compile mode measured nowhere here (--quick
+    measures bf16 and fp8 layerwise casting; the full run compiles the formats its deadline reaches), each as its
+    ratio to the reference's bf16 step at the same tokens, batch and compile mode, times bf16's step here. A
+    format's step relative to bf16's held across GPUs: compiled regionally on the H100 and the H200, GGUF Q4_0 was
+    1.16 / 1.13 x bf16's, NF4 1.10 / 1.07, quanto int8 1.33 / 1.33. Where bf16 was not measured here in that mode
+    at those tokens (--quick compiles nothing), the ratio of bf16's eager steps stands in; where neither was,
+    nothing is derived."""
+    have = {(p["format"], p["compile"]) for p in forward}
+    here, there = _bf16_steps(forward), _bf16_steps(ref["forward"])
+    out = []
+    for p in ref["forward"]:
+        k = (p["compile"], p["image_tokens"], p["text_tokens"], p.get("batch", 1))
+        eager = ("none", *k[1:])
+        if p["kind"] != "measured" or (p["format"], p["compile"]) in have:
+            continue
+        if k in here and k in there:
+            ratio, what = here[k] / there[k], "bf16's step"
+        elif eager in here and eager in there:
+            ratio, what = here[eager] / there[eager], "bf16's eager step"
+        else:
+            continue
+        out.append(derived(p, ref["gpu"], f"x {what} here over there ({ratio:.3f})",
+                           f"{p['format']} was not measured{' compiled' if p['compile'] != 'none' else ''} here",
+                           seconds=p["seconds"] * ratio))
+    return out
+
+
+def compile_from_references(refs: list[dict], have: set[tuple[str, str]], used: set[str]) -> list[dict]:
+    """Whether each format a reference compiled and this run did not compiles, and its cold compile time, as the
+    first reference that measured it did (Dynamo and Inductor decide whether a graph compiles, and the host CPU
+    how long); the GPUs of the references taken from are added to `used`."""
+    out, have = [], set(have)
+    for ref in refs:
+        for m in ref.get("compile", []):
+            if m["kind"] == "measured" and (m["format"], m["mode"]) not in have:
+                out.append(derived(m, ref["gpu"], "as it is", f"{m['format']} was not compiled {m['mode']} here"))
+                have.add((m["format"], m["mode"]))
+                used.add(ref["gpu"])
+    return out
 
 
 def offload_from_reference(ref: dict, gpu: str, have: set[str]) -> list[dict]:

@@ -145,7 +145,9 @@ def _read(folders: list[Path]) -> tuple[dict | None, dict | None, list[dict]]:
     return sweep, blocks, combine(rows)
 
 
-def build(folders: list[Path], seed_profile: dict) -> dict:
+def build(folders: list[Path], seed_profile: dict, references: list[dict] | None = None) -> dict:
+    """The profile's JSON from the results folders. What they did not measure comes from `references` (default:
+    bp.references(seed_profile): the profile being replaced if whole, then the bundled ones)."""
     sweep, blocks, rows = _read(folders)
     compiled = [r for r in rows if r.get("ok") and r.get("compile", "none") != "none" and r["offload"] == "none"]
     ok = [r for r in rows if r.get("ok") and r.get("compile", "none") == "none"]
@@ -188,11 +190,11 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
     forward = bp.merge(block_points + compiled_blocks, forward)
     if not any(p["format"] == "bf16" and p["compile"] == "regional" for p in forward):
         forward += [p for p in seed_profile.get("forward", []) if p["compile"] == "regional"]  # the seed's A6 point
-    refs: list[dict] = []
+    refs = references or bp.references(seed_profile)
+    used: set[str] = set()  # the GPUs of the references something was taken from, for the provenance
 
-    def ref() -> dict:  # read only when something was not measured
-        if not refs:
-            refs.append(bp.reference(seed_profile))
+    def ref() -> dict:  # the first reference, for what blocks cannot show
+        used.add(refs[0]["gpu"])
         return refs[0]
     decode = [{"height": d["height"], "width": d["width"], "batch": 1, "tiled": d["tiled"], "seconds": d["seconds"],
                "activation_gib": d["reserved_gib"], "kind": "measured", "source": src_sweep}
@@ -216,6 +218,12 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
             "value": round(statistics.median(carry), 3), "kind": "measured",
             "source": f"{src_matrix}: share of the denoise activations still reserved while the VAE decodes, "
                       f"median over {len(carry)} formats"}
+    # formats and compile modes not measured here (--quick: all but two; the full run: the compile tasks its deadline
+    # did not reach) take their step relative to bf16's, and whether they compile, from the first reference that
+    # measured them
+    forward = forward + bp.forward_from_references(refs, gpu, forward, used)
+    compile_measures = compile_measures + bp.compile_from_references(
+        refs, {(m["format"], m["mode"]) for m in compile_measures}, used)
     offload = _offload(ok, resident, rest if resident else 0.0, enc_act if resident else 0.0, src_matrix)
     if not set(bp.OFFLOAD_MODES) <= {o["mode"] for o in offload}:
         offload += bp.offload_from_reference(ref(), gpu, {o["mode"] for o in offload})
@@ -241,7 +249,7 @@ def build(folders: list[Path], seed_profile: dict) -> dict:
     for name in ("context_gib", "decode_carry_factor", "encode_activation_gib"):
         if name not in memory:
             memory[name] = bp.memory_from_reference(ref(), name)
-    return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, refs[0] if refs else {},
+    return {"schema": 1, "gpu": gpu, "provenance": _provenance(folders, sweep, blocks, rows, sorted(used),
                                                            compile_measures),
             "forward": forward, "encode": encode, "decode": decode, "offload": offload,
             "memory": {k: memory[k] for k in ("context_gib", "decode_carry_factor", "encode_activation_gib")},
@@ -283,7 +291,7 @@ def check_peaks(rows, block_points: list[dict]) -> None:
                              f"transformer's weights ({need:.2f} GiB, measured by the blocks)")
 
 
-def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: dict,
+def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, rows: list[dict], ref: list[str],
                 compile_measures: list[dict]) -> dict:
     command = "fluxplan profile " + " ".join(f"--from-results {f.as_posix()}" for f in folders)
     if blocks is None:
@@ -307,7 +315,7 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
         parts.append(f"{runs} pipeline runs (fluxplan.profiling.matrix; repeated configurations as their median), "
                      f"{n_compiled} compiled configurations")
     for mode in ("regional", "full"):
-        status = [m["status"] for m in compile_measures if m["mode"] == mode]
+        status = [m["status"] for m in compile_measures if m["mode"] == mode and m["kind"] == "measured"]
         if status:
             parts.append(f"{status.count('ok')} formats compiled {mode} at block level (cold compile and compiled "
                          f"step; {status.count('fails')} failed to compile, {status.count('timeout')} not within the "
@@ -315,7 +323,7 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
                "fluxplan.profiling.build.")
     if ref:
-        summary += f" What these cannot show is derived from {ref['gpu']}'s profile and labelled so."
+        summary += f" What these cannot show is derived from {' and '.join(ref)}'s profile{'s' if len(ref) > 1 else ''} and labelled so."
     versions = {k: str(val) for k, val in {**blocks.get("versions", {}), "cuda": blocks.get("cuda"),
                                            "nvidia-driver": blocks.get("driver")}.items() if val}
     out = {"summary": summary, "date": blocks["date"], "command": command, "versions": versions,

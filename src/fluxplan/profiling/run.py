@@ -13,10 +13,13 @@ results folder, printing how long each stage took:
    T5_FORMATS_S, never into the compile stage's reserve (a format not reached keeps bf16's encode x the catalog's
    factor and its weights from bits per weight);
 5. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
-   a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows. A format not reached
-   keeps the catalog's compile figures, and its compatibility (an unverified one is not planned unless pinned).
-   Then the slow-loading formats' blocks (SLOW_TO_LOAD), if any time is left. Full compile (`FORMAT@full`,
-   73-119 s a format) is left to explicit `python -m fluxplan.profiling.blocks` calls.
+   a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows (a fresh H100 with the
+   default deadline: bf16). Then the slow-loading formats' blocks (SLOW_TO_LOAD), if any time is left. Full compile
+   (`FORMAT@full`, 73-119 s a format) is left to explicit `python -m fluxplan.profiling.blocks` calls.
+
+A format or compile mode not reached takes its step relative to bf16's, and its compile status and time, from the
+profile being replaced or a bundled one that measured it (fluxplan.profiling.build, labelled derived); one measured
+nowhere keeps the catalog's figures (an unverified compile is not planned unless pinned).
 """
 
 from __future__ import annotations
