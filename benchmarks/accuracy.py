@@ -467,6 +467,62 @@ def cards_report(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------- a GPU calibrated by --quick
+
+# `fluxplan profile --quick` folders (blocks of bf16 and fp8 layerwise casting, the CUDA context; the H200's of
+# session 6 measured T5, the VAE and the context as well) and the other GPU's committed profile, the one reference
+# their build may take the other formats, offload and compile from
+QUICK = (("benchmarks/results/h200-2026-11-22-s6/quick", "profiles/nvidia-h100-80gb-hbm3.json"),
+         ("benchmarks/results/h100-2026-11-23-s8/quick", "profiles/nvidia-h200.json"))
+
+
+def quick_profile(folder: Path, reference: Path):
+    """The profile `fluxplan profile --quick` would write from `folder` on a machine whose only reference is
+    `reference` (the other GPU's committed profile), loaded."""
+    import tempfile
+
+    from fluxplan.cost.profile import load_profile_file
+    from fluxplan.profiling.build import build, write_profile
+
+    prof = build([folder], {}, references=[json.loads(reference.read_text())])
+    with tempfile.TemporaryDirectory() as d:
+        return load_profile_file(write_profile(prof, Path(d) / "quick.json"))
+
+
+def compare_quick(folder: Path, reference: Path) -> list[dict]:
+    """Every held-out run of the quick folder's GPU against the quick-calibrated profile."""
+    prof = quick_profile(ROOT / folder, ROOT / reference)
+    return [dict(r, source=v.parent.name) for v in sorted((ROOT / "benchmarks" / "results").glob("*/validate.jsonl"))
+            if results_gpu(v.parent) == prof.gpu for r in compare(v.parent, [prof], prof.gpu)]
+
+
+def quick_report(cases: list[tuple[str, str, list[dict]]]) -> str:
+    lines = [
+        "## Quick-calibrated: a GPU's --quick blocks and the other GPU's profile",
+        "",
+        "`fluxplan profile --quick` measures bf16 and fp8 layerwise casting at block level and the CUDA context",
+        "(under a minute); the build takes every other format's step as its ratio to bf16 in a reference profile,",
+        "and offload, compile, T5 and the VAE from it, labelled derived. Here each GPU's committed quick folder is",
+        "built with the other GPU's profile as the only reference and compared with all of that GPU's held-out runs",
+        f"(every row of the sections above). Bounds (tests/test_accuracy.py): peak within -{PEAK_UNDER:.0%}/"
+        f"+{PEAK_OVER:.0%}, {STEPS}-step latency within ±{SCALED_ERR:.0%} (the scaled bound).",
+        "",
+        "| quick folder | reference | runs | peak error | step error median | step within ±15 % | worst steps | "
+        f"latency within ±{SCALED_ERR:.0%} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for folder, reference, rows in cases:
+        se = [abs(r["step_err"]) for r in rows]
+        pe = [r["peak_err"] for r in rows]
+        warm = [r for r in rows if not r["cold"]]
+        worst = ", ".join(f"{r['label']} {r['width']}x{r['height']} {r['step_err']:+.1%}"
+                          for r in sorted(rows, key=lambda r: -abs(r["step_err"]))[:2])
+        lines.append(f"| {folder} | {reference} | {len(rows)} | {min(pe):+.1%} to {max(pe):+.1%} | "
+                     f"{statistics.median(se):.1%} | {sum(x <= STEP_ERR for x in se)} of {len(rows)} | {worst} | "
+                     f"{sum(map(latency_within, warm))} of {len(warm)} |")
+    return "\n".join(lines) + "\n"
+
+
 def document() -> str:
     profiles = repo_profiles()
     found = pairs(profiles)
@@ -476,6 +532,10 @@ def document() -> str:
     parts += [section(*p, profiles) for p in found if not p[3]]
     scaled = [section(*p, profiles) for p in found if p[3]]
     parts += scaled or [PENDING]
+    quick = [(f, r, compare_quick(Path(f), Path(r))) for f, r in QUICK
+             if (ROOT / f / "blocks.json").is_file() and (ROOT / r).is_file()]
+    if quick:
+        parts.append(quick_report(quick))
     parts.append(repeat_report(ROOT))
     if all((ROOT / f).is_file() for f in CARDS_FILES):
         parts.append(cards_report(compare_cards(ROOT, list(profiles.values()))))

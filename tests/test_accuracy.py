@@ -46,6 +46,8 @@ KNOWN = {  # (results folder, profile's GPU, what): {(configuration, width, heig
         ("torchao-int8wo + T5 bf16 (free) + offload group-leaf", 768, 768, 1): GROUP_LEAF_QUANTIZED},
     ("h200-2026-11-23-s8", H100, "latency"): {
         ("torchao-int8wo + T5 bf16 (free) + offload group-leaf", 768, 768, 1): GROUP_LEAF_QUANTIZED},
+    ("h200-2026-11-23-s8", "NVIDIA H200", "quick latency"): {
+        ("torchao-int8wo + T5 bf16 (free) + offload group-leaf", 768, 768, 1): GROUP_LEAF_QUANTIZED},
 }
 
 
@@ -326,3 +328,23 @@ def test_explain_gives_a_host_bound_plan_the_spread_its_kind_of_run_has_shown():
     assert "group offload" in uncertainty(_plan("group-block"))["latency"]
     assert "small image" in uncertainty(_plan("none", SMALL_IMAGE_TOKENS))["latency"]
     assert "host" not in uncertainty(_plan("model", 4096))["latency"]
+
+
+@pytest.fixture(scope="module", params=accuracy.QUICK, ids=[Path(f).parent.name for f, _ in accuracy.QUICK])
+def quick_rows(request):
+    """A GPU's held-out runs against the profile its --quick blocks make with the other GPU's profile alone."""
+    rows = accuracy.compare_quick(Path(request.param[0]), Path(request.param[1]))
+    assert len(rows) >= 40 and all(not r["scaled"] for r in rows)
+    return rows
+
+
+def test_a_quick_calibrated_gpus_peaks_are_within_bounds(quick_rows):
+    bad = [(r["source"], r["label"], r["width"], r["height"], round(r["peak_err"], 3)) for r in quick_rows
+           if not -accuracy.PEAK_UNDER <= r["peak_err"] <= accuracy.PEAK_OVER]
+    assert not bad
+
+
+def test_a_quick_calibrated_gpus_latency_is_within_the_scaled_bound(quick_rows):
+    known = {(src, key) for (src, _, what), keys in KNOWN.items() if what == "quick latency" for key in keys}
+    out = {(r["source"], _key(r)) for r in quick_rows if not accuracy.latency_within(r)}
+    assert out == {k for k in known if k[0] in {r["source"] for r in quick_rows}}
