@@ -201,6 +201,7 @@ def _stub_stages(tmp_path, monkeypatch, formats, spare, t5_formats=("bf16", "fp8
     monkeypatch.setattr(prun, "_usable_in_child",
                         lambda role=prun.TRANSFORMER: list(formats if role == prun.TRANSFORMER else t5_formats))
     monkeypatch.setattr(synth, "ensure_synthetic", lambda *a, **k: tmp_path / "dev-s0")
+    monkeypatch.setattr(prun, "_start_synthetic", lambda py: None)  # built already
     stages = []
 
     def stage(name, cmd, started, timings, timeout=None):
@@ -257,6 +258,29 @@ def test_a_full_profile_measures_t5_in_the_other_usable_formats_between_the_pipe
         assert cmd[cmd.index("--t5-formats") + 1] == "fp8-layerwise,torchao-int8wo"
         assert timeout == pytest.approx(prun.T5_FORMATS_S, abs=1) and timeout <= spare - prun.COMPILE_RESERVE_S
         assert float(cmd[cmd.index("--deadline") + 1]) < timeout  # no format begins at the very end
+
+
+def test_a_full_profile_builds_its_model_beside_the_usable_format_check_before_anything_is_timed(tmp_path,
+                                                                                               monkeypatch):
+    """On a fresh machine the synthetic FLUX.1-dev (68 s on an H100) is built while the usable formats are checked
+    (30 s), neither timing anything, and is waited for before the blocks are timed; --quick builds nothing."""
+    prun, stages = _stub_stages(tmp_path, monkeypatch, ["bf16"], 200.0)
+    events = []
+
+    class Build:
+        def wait(self):
+            events.append("built")
+    usable = prun._usable_in_child
+    monkeypatch.setattr(prun, "_start_synthetic", lambda py: events.append("build started") or Build())
+    monkeypatch.setattr(prun, "_usable_in_child", lambda role=prun.TRANSFORMER: events.append(f"usable {role}")
+                        or usable(role))
+    real_stage = prun._stage
+    monkeypatch.setattr(prun, "_stage", lambda name, *a, **k: events.append(name) or real_stage(name, *a, **k))
+    prun.measure(tmp_path / "r", quick=False, deadline=500.0)
+    assert events[:4] == ["build started", f"usable {prun.TRANSFORMER}", "built", "blocks (1 formats)"]
+    events.clear()
+    prun.measure(tmp_path / "r", quick=True, deadline=55.0)
+    assert "build started" not in events
 
 
 def test_a_quick_profile_measures_blocks_alone(tmp_path, monkeypatch):
