@@ -485,7 +485,6 @@ class CostModel:
         """Correct this model's predictions by runs measured on this GPU: for each configuration observed at a
         shape within a factor of 4 in tokens of this request, the median of measured / predicted peak and step
         time. `predict(observation) -> Terms` gives the uncorrected prediction at the observation's shape."""
-
         ratios: dict[tuple, list[tuple[float, float]]] = {}
         for o in observations:
             tokens = (o.height // 16) * (o.width // 16)

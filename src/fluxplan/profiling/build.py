@@ -331,7 +331,8 @@ def _provenance(folders: list[Path], sweep: dict | None, blocks: dict | None, ro
     summary = (f"Measured with synthetic FLUX.1-dev (random weights): {'; '.join(parts)}; converted by "
                "fluxplan.profiling.build.")
     if ref:
-        summary += f" What these cannot show is derived from {' and '.join(ref)}'s profile{'s' if len(ref) > 1 else ''} and labelled so."
+        profiles = f"{' and '.join(ref)}'s profile{'s' if len(ref) > 1 else ''}"
+        summary += f" What these cannot show is derived from {profiles} and labelled so."
     versions = {k: str(val) for k, val in {**blocks.get("versions", {}), "cuda": blocks.get("cuda"),
                                            "nvidia-driver": blocks.get("driver")}.items() if val}
     out = {"summary": summary, "date": blocks["date"], "command": command, "versions": versions,
