@@ -135,10 +135,21 @@ def profile(tmp_path, capsys):
     return _build([_folder(tmp_path, "results", rows)], tmp_path / "p.json")
 
 
+@pytest.fixture()
+def measured(profile, tmp_path):
+    """The profile as measured: without the T5 formats the build took from the bundled profiles."""
+    raw = json.loads((tmp_path / "p.json").read_text())
+    raw["encode"] = [e for e in raw["encode"] if e["kind"] == "measured"]
+    (tmp_path / "measured.json").write_text(json.dumps(raw))
+    return load_profile_file(tmp_path / "measured.json")
+
+
 def test_a_profile_carries_t5_points_per_format_bf16s_with_its_weights(profile, tmp_path, capsys):
     plain = _build([RESULTS], tmp_path / "plain.json")
-    assert all(e.format == "bf16" and e.weights_gib is None for e in plain.encode)  # T5 built in memory: no weights
-    by = {(e.format, e.text_tokens): e for e in profile.encode}
+    mine = [e for e in plain.encode if e.kind == "measured"]
+    assert all(e.format == "bf16" and e.weights_gib is None for e in mine)  # T5 built in memory: no weights
+    assert all(e.kind == "derived" for e in plain.encode if e.format != "bf16")  # the bundled profiles' formats
+    by = {(e.format, e.text_tokens): e for e in profile.encode if e.kind == "measured"}
     # bf16 loaded from the checkpoint like the others wins over T5 built in memory, and brings its weights
     assert [(e.text_tokens, e.seconds, e.weights_gib) for e in profile.encode if e.format == "bf16"] == [
         (256, BF16[256], 8.9), (512, BF16[512], 8.9)]
@@ -147,7 +158,7 @@ def test_a_profile_carries_t5_points_per_format_bf16s_with_its_weights(profile, 
         assert (e.seconds, e.weights_gib, e.kind) == (s, INT8_GIB, "measured")
         assert "fluxplan.profiling.sweep" in e.source and f"{tmp_path.name}/results" in e.source
     assert by["fp8-layerwise", 512].weights_gib == FP8_GIB and ("fp8-layerwise", 256) not in by
-    assert not any(e.format == "bnb-nf4" for e in profile.encode)  # a failed row makes no point
+    assert ("bnb-nf4", 512) not in by  # a failed row makes no point (the bundled profiles' stands in, derived)
     assert "T5 loaded from the checkpoint in 3 formats" in profile.provenance.summary
 
 
@@ -185,7 +196,8 @@ def _plan(profile, t5, gpu=H100, model="dev"):
                          offload="none", compile="none", resolution="1024x1024", profiles=[profile])
 
 
-def test_a_t5_format_with_its_own_point_is_timed_by_it_and_one_without_by_bf16s_x_the_catalogs_factor(profile):
+def test_a_t5_format_with_its_own_point_is_timed_by_it_and_one_without_by_bf16s_x_the_catalogs_factor(measured):
+    profile = measured
     own = _plan(profile, "torchao-int8wo")
     assert own.estimate.latency.text_encode_s == pytest.approx(INT8[512])  # dev: 512 text tokens, its nearest
     assert own.estimate.sources["text_encode"].kind == "measured"
@@ -207,7 +219,11 @@ def test_a_t5_point_on_another_gpu_is_scaled_by_compute_and_says_derived(profile
     assert p.estimate.sources["text_encode"].kind == "derived"
 
 
-def test_t5_weights_are_the_measured_ones_for_full_size_families(profile):
+def test_t5_weights_are_the_measured_ones_for_full_size_families(measured, profile):
+    derived = _plan(profile, "bnb-int8")  # this folder did not measure it; a bundled profile did
+    assert derived.estimate.sources["t5_weights"].kind == "derived"
+    assert "NVIDIA H100 80GB HBM3's point (measured)" in derived.estimate.sources["t5_weights"].source
+    profile = measured
     t5_params = find_family("dev").t5_params
     for model in ("dev", "schnell"):  # one T5-XXL
         p = _plan(profile, "torchao-int8wo", model=model)
@@ -220,3 +236,26 @@ def test_t5_weights_are_the_measured_ones_for_full_size_families(profile):
     tiny = _plan(profile, "torchao-int8wo", model="synthetic:tiny")  # its own small T5: bits per weight
     assert tiny.estimate.memory.weights_gib.text_encoder_2 == pytest.approx(
         load_catalog().formats["torchao-int8wo"].weight_gib(find_family("tiny").t5_params))
+
+
+def test_t5_formats_this_run_did_not_reach_take_the_first_references_ratio_to_bf16():
+    """The full run's T5 stage has 45 s (two to four formats): a format it did not reach is the first reference's
+    measurement of it, times bf16's encode here over there at the same text tokens, labelled derived."""
+    from fluxplan.profiling import blockpoints as bp
+
+    def point(fmt, tokens, seconds, kind="measured", weights=5.0):
+        return {"format": fmt, "text_tokens": tokens, "seconds": seconds, "weights_gib": weights, "kind": kind,
+                "source": f"{kind}: test"}
+    here = [point("bf16", 512, 0.04), point("bnb-nf4", 512, 0.05)]
+    first = {"gpu": "GPU A", "encode": [point("bf16", 512, 0.02), point("bnb-nf4", 512, 0.03),
+                                        point("quanto-int8", 512, 0.025, weights=5.5),
+                                        point("bnb-int8", 512, 0.09, kind="derived")]}
+    second = {"gpu": "GPU B", "encode": [point("bf16", 512, 0.01), point("quanto-int8", 512, 0.5),
+                                         point("bnb-int8", 512, 0.03)]}
+    used: set[str] = set()
+    got = {p["format"]: p for p in bp.encode_from_references([first, second], here, used)}
+    assert set(got) == {"quanto-int8", "bnb-int8"}  # nf4 measured here; A's bnb-int8 was itself derived
+    assert got["quanto-int8"]["seconds"] == pytest.approx(0.025 * 0.04 / 0.02)
+    assert got["quanto-int8"]["weights_gib"] == 5.5 and got["quanto-int8"]["kind"] == "derived"
+    assert got["bnb-int8"]["seconds"] == pytest.approx(0.03 * 0.04 / 0.01) and "GPU B" in got["bnb-int8"]["source"]
+    assert used == {"GPU A", "GPU B"}

@@ -232,6 +232,27 @@ def forward_from_reference(ref: dict, gpu: str, forward: list[dict]) -> list[dic
     return out
 
 
+def encode_from_references(refs: list[dict], encode: list[dict], used: set[str]) -> list[dict]:
+    """T5's encode points of each format a reference measured and this run did not (the full run's T5 stage has
+    45 s: two to four formats), as their ratio to that reference's bf16 encode at the same text tokens times
+    bf16's here, their weights as they were; from the first reference that measured the format."""
+    have = {e.get("format", "bf16") for e in encode}
+    here = {e["text_tokens"]: e["seconds"] for e in encode if e.get("format", "bf16") == "bf16"}
+    out: list[dict] = []
+    for ref in refs:
+        there = {e["text_tokens"]: e["seconds"] for e in ref["encode"]
+                 if e.get("format", "bf16") == "bf16" and e["kind"] == "measured"}
+        taken = [e for e in ref["encode"] if e["kind"] == "measured" and e.get("format", "bf16") not in have
+                 and e["text_tokens"] in here and e["text_tokens"] in there]
+        for e in taken:
+            ratio = here[e["text_tokens"]] / there[e["text_tokens"]]
+            out.append(derived(e, ref["gpu"], f"x bf16's encode here over there ({ratio:.3f})",
+                               f"T5 in {e['format']} was not measured here", seconds=e["seconds"] * ratio))
+        have |= {e["format"] for e in taken}
+        used.update([ref["gpu"]] if taken else [])
+    return out
+
+
 def compile_from_references(refs: list[dict], have: set[tuple[str, str]], used: set[str]) -> list[dict]:
     """Whether each format a reference compiled and this run did not compiles, and its cold compile time, as the
     first reference that measured it did (Dynamo and Inductor decide whether a graph compiles, and the host CPU

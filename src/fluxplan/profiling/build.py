@@ -214,6 +214,7 @@ def build(folders: list[Path], seed_profile: dict, references: list[dict] | None
     t5 = t5_points((sweep or {}).get("encode_formats", []), where)
     measured_t5 = {(p["format"], p["text_tokens"]) for p in t5}  # they win over T5 built in memory, and a reference's
     encode = [e for e in encode if (e.get("format", "bf16"), e["text_tokens"]) not in measured_t5] + t5
+    encode += bp.encode_from_references(refs, encode, used)
     if resident:
         dec1024 = next(d for d in decode if d["height"] == 1024 and not d["tiled"])["activation_gib"]
         # what the decode phase holds beyond the weights and the VAE's own reserve: blocks the denoise loop left cached
