@@ -56,7 +56,7 @@ def uncertainty(plan: Plan) -> dict:
             f"{HOST_BOUND_SPREAD[bound]:.2f}x between machines of one GPU kind" if bound else "")
     if plan.profile_measured_here:
         return {"peak_vram": "within -3 % / +5 % (measured on this GPU; held-out runs: -1.9 % to +4.8 %)",
-                "latency": f"within +-15 % per step (measured on this GPU; 93 of 98 held-out runs){host}"}
+                "latency": f"within +-15 % per step (measured on this GPU; 98 of 105 held-out runs){host}"}
     return {"peak_vram": f"weights and activations as measured on {plan.profile}, about +-5 %; not measured on this GPU",
             "latency": f"scaled from {plan.profile} by the spec database: expect +-30 % or worse{host}"}
 
