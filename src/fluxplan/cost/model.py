@@ -211,12 +211,13 @@ class CostModel:
         compiled step depends little on the quantization type: Inductor fuses the dequantization into the matmul's
         prologue. H200, 2026-11-22, regional at 1024x1024: GGUF Q2_K to Q8_0 0.140-0.170 s against eager
         0.242-0.500 s; bnb NF4 and FP4 0.141 both). A sibling's step stands for a format compiled nowhere here."""
+        if fmt.family in ("none", "layerwise"):  # a backend of one format
+            return []
         key = ("siblings", fmt.key, comp.value)
         if key not in self._cache:
             formats = self.catalog.formats
             self._cache[key] = sorted(
                 f for f, c in _forward_index(self.profile) if c == comp.value and f != fmt.key and f in formats
-                and fmt.family not in ("none", "layerwise")
                 and (formats[f].family, formats[f].compute) == (fmt.family, fmt.compute))
         return self._cache[key]
 

@@ -12,16 +12,16 @@ results folder, printing how long each stage took:
    transfers, allocator carry-over), until T5_FORMATS_S + COMPILE_RESERVE_S before the deadline;
 4. full only: T5 in every other usable T5 format (fluxplan.profiling.sweep --parts t5formats), loaded from that
    synthetic checkpoint through its backend: load time, weights, encode at 256 and 512 text tokens; at most
-   T5_FORMATS_S, never into the compile stage's reserve (a format not reached keeps bf16's encode x the catalog's
-   factor and its weights from bits per weight);
+   T5_FORMATS_S, never into the compile stage's reserve (a format not reached: see below);
 5. full only, with what is left: formats compiled regionally at block level, one process each (COMPILE_ORDER;
    a cold compile takes 16-23 s, a task 40-60 s on an H100), as many as the deadline allows (a fresh H100 with the
    default deadline: bf16). Then the slow-loading formats' blocks (SLOW_TO_LOAD), if any time is left. Full compile
    (`FORMAT@full`, 73-119 s a format) is left to explicit `python -m fluxplan.profiling.blocks` calls.
 
 A format or compile mode not reached takes its step relative to bf16's, and its compile status and time, from the
-profile being replaced or a bundled one that measured it (fluxplan.profiling.build, labelled derived); one measured
-nowhere keeps the catalog's figures (an unverified compile is not planned unless pinned).
+profile being replaced or a bundled one that measured it, and a T5 format not reached its encode relative to bf16's
+and its weights (fluxplan.profiling.build, labelled derived); one measured nowhere keeps the catalog's figures (an
+unverified compile is not planned unless pinned).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def usable_formats(device: str = "cuda", role: str = TRANSFORMER) -> list[str]:
         candidates = t5_formats()
     usable = usable_backends(device)
     keep = []
-    for fmt in sorted(candidates, key=lambda f: f in SLOW_TO_LOAD):
+    for fmt in candidates:
         backend, _ = backends.resolve(fmt, role)
         if backend.package is not None and backend.package not in usable:
             continue
